@@ -24,11 +24,14 @@ from llava_cot.errors import LlavaCotError
 
 # command words -> ("module:ConfigClass", one-line help). The module also defines main(cfg).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "ask": ("llava_cot.ask:AskConfig", "answer a question about an image, streaming the four stages"),
+    "eval": ("llava_cot.evaluate:EvalConfig", "score a model on a data set: accuracy per family, format validity"),
     "data synth": (
         "llava_cot.synth.generate:SynthConfig",
         "render a synthetic visual-reasoning data set (records, images, scene graphs)",
     ),
     "data check": ("llava_cot.check:CheckConfig", "report every bad record of a LLaVA-CoT data file"),
+    "train": ("llava_cot.train:TrainConfig", "fine-tune a VLM on four-stage data (full or LoRA), or train a tiny one from scratch"),
 }
 
 
