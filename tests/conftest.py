@@ -1,8 +1,25 @@
 """Shared fixtures: a small synthetic data set and an (untrained) tiny model saved to disk."""
 
 import pytest
+import torch
 
 from llava_cot import records
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    # Tiny matrices on a shared 2-core machine (and pytest -n 2 runs two workers): OpenMP's
+    # second thread costs far more than it gives.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A directory for the tiny architectures of tests/tiny_vlms.py, built once per module."""
+    return tmp_path_factory.mktemp("vlms")
 
 
 @pytest.fixture(scope="session")

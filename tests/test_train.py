@@ -30,20 +30,6 @@ from llava_cot.synth.generate import SynthConfig, generate
 COMPLETION = {"llava": " {}</s>", "mllama": "{}<|eot_id|>", "qwen2_vl": "{}<|im_end|>\n"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny matrices on a shared 2-core machine: OpenMP's second thread costs far more than it gives.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("vlms")
-
-
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")

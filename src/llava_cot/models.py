@@ -38,7 +38,10 @@ def resolve(name: str | os.PathLike[str] | None) -> str:
     """A model name as from_pretrained takes it: the embedded model's directory for None."""
     if name is None or str(name) == "embedded":
         if not (EMBEDDED_DIR / "config.json").is_file():
-            raise LlavaCotError(f"the embedded model is missing from {EMBEDDED_DIR}; reinstall llava-cot")
+            raise LlavaCotError(
+                f"no embedded model in {EMBEDDED_DIR}: pass --model DIR_OR_ID, or build it with "
+                "scripts/train_embedded.sh"
+            )
         return str(EMBEDDED_DIR)
     local = Path(name).expanduser()
     if local.is_dir():
