@@ -1,6 +1,7 @@
 """`llava-cot ask`: streamed stages, the --json object, and one-line errors with exit code 2."""
 
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -68,3 +69,12 @@ def test_streaming_matches_batch_output(tiny_dir, image):
     plain = generation.generate(loaded, [img], ["How many?"], max_new_tokens=12)[0]
     assert streamed == plain
     assert "".join(pieces).strip() == plain.text
+
+
+def test_embedded_model_answers_offline_in_four_stages(capsys):
+    # The main job of the README: no --model, the model shipped inside the package.
+    rc = main(["ask", "--image", str(Path(__file__).parent.parent / "examples" / "scene1.png"), "How many circles are there?", "--json", "--device", "cpu"])
+    assert rc == 0
+    obj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert stages.parse(obj["text"]).ok
+    assert obj["answer"] == obj["stages"]["CONCLUSION"] != ""

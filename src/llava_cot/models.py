@@ -83,8 +83,9 @@ def load(name: str | os.PathLike[str] | None = None, device: str = "auto", dtype
 
     path = resolve(name)
     device = pick_device(device)
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # loading bars and notes are noise in a CLI
+    hf_logging.disable_progress_bar()
     try:
         processor = AutoProcessor.from_pretrained(path)
         model = AutoModelForImageTextToText.from_pretrained(path, dtype=pick_dtype(dtype, device))
@@ -95,6 +96,8 @@ def load(name: str | os.PathLike[str] | None = None, device: str = "auto", dtype
         ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     model.to(device).eval()
     return Loaded(model, processor, path)
 
