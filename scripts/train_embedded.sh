@@ -11,9 +11,9 @@ work=${1:-runs/embedded-build}
 steps=${2:-500}
 top=$(cd "$(dirname "$0")/.." && pwd)
 
-llava-cot data synth --out "$work/data" --n 20000 --split train --seed 1
+llava-cot data synth --out "$work/data" --n 50000 --split train --seed 1
 llava-cot train --data "$work/data" --out "$work/model" --init tiny --max-steps "$steps" \
-    --batch-size 32 --lr 2e-3 --seed 0 --save-steps 250 --num-workers 1
+    --batch-size 32 --lr 2e-3 --seed 0 --save-steps 250 --num-workers 1 --freeze-vision
 dest="$top/src/llava_cot/embedded"
 mkdir -p "$dest"
 cp "$work/model"/{config.json,generation_config.json,model.safetensors,processor_config.json,tokenizer.json,tokenizer_config.json,chat_template.jinja} "$dest/"

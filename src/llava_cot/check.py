@@ -3,7 +3,9 @@
 A record is bad when its line is not valid JSON, a required field is missing or of the wrong
 type, it has no human turn followed by a gpt turn, its id repeats an earlier one, its gpt turn is
 not in the four-stage format, or (with --images) its image is missing, unreadable, or outside
-the image root. Each bad record is printed with its line number and reason; a summary follows.
+the image root. Judge and verifier items (records whose "task" is "judge" or "verify", from
+`llava-cot data synth --task judge|mix`) answer with a verdict instead of four stages: their gpt
+turn must be one of the task's verdicts ("1"/"2", "yes"/"no"). Each bad record is printed with its line number and reason; a summary follows.
 The exit code is 1 when anything is bad. Records are streamed and images opened one at a time.
 
     llava-cot data check data/train.jsonl --images data/
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llava_cot import records, stages
+from llava_cot.critique import VERDICTS
 from llava_cot.errors import LlavaCotError
 from llava_cot.records import BadRecord, Record
 
@@ -58,6 +61,11 @@ def _duplicate(rec: Record, seen: dict[str, int]) -> str | None:
 
 
 def _format_problem(rec: Record, require_stages: bool) -> str | None:
+    task = rec.extra.get("task")
+    if isinstance(task, str) and task in VERDICTS:
+        if rec.response.strip() in VERDICTS[task]:
+            return None
+        return f"gpt turn of a {task} record is not a verdict ({' or '.join(VERDICTS[task])}): {rec.response[:40]!r}"
     if not require_stages:
         return None
     parsed = stages.parse(rec.response)
@@ -86,8 +94,8 @@ def _image_problem(rec: Record, root: Path | None) -> str | None:
 
 def _kind(reason: str) -> str:
     """A short category of a reason, for the summary."""
-    for key in ("malformed JSON", "missing field", "duplicate id", "four-stage", "escapes", "not found",
-                "unreadable", "no human turn"):
+    for key in ("malformed JSON", "missing field", "duplicate id", "four-stage", "not a verdict", "escapes",
+                "not found", "unreadable", "no human turn"):
         if key in reason:
             return key
     return "invalid field"

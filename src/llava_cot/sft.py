@@ -5,7 +5,8 @@ three steps:
 
 1. `target(record, fmt)`: the assistant text to learn, in one of three formats (the paper's
    Table 2 ablation): "structured" (the four-stage response as-is), "untagged" (the same text
-   without its stage tags) or "direct" (only the answer).
+   without its stage tags) or "direct" (only the answer). Judge and verifier items (a "task" of
+   "judge" or "verify") answer with a verdict ("1"/"2", "yes"/"no"), the same in every format.
 2. `split(processor, question, response)`: the prompt and the completion, both derived from the
    model's own chat template: the conversation rendered with the generation prompt is the
    prompt, and what the full conversation adds after it is the completion (the response plus
@@ -34,6 +35,7 @@ from typing import Any
 import torch
 
 from llava_cot import models, stages
+from llava_cot.critique import VERDICTS
 from llava_cot.records import Record
 
 IGNORE = -100  # the label value PyTorch's cross-entropy (and every HF model's loss) skips
@@ -66,10 +68,13 @@ FORMATS: dict[str, Callable[[Record], str]] = {"structured": structured, "untagg
 
 def target(record: Record, fmt: str = "structured") -> str:
     """The assistant text to train on for `record`, in format `fmt` (a key of FORMATS)."""
-    try:
-        return FORMATS[fmt](record)
-    except KeyError:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if record.extra.get("task") in VERDICTS:
+        # A judge/verifier item's answer is its verdict whatever the format: there are no stages
+        # to untag, and the verdict is also its "answer" (what `direct` would read).
+        return record.response.strip()
+    return FORMATS[fmt](record)
 
 
 def texts(records: Sequence[Record], fmt: str = "structured") -> list[str]:

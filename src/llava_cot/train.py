@@ -44,6 +44,7 @@ DEFAULT_LR = {"full": 1e-5, "lora": 2e-4, "tiny": 1e-3}
 # Batches are padded to a multiple of this many tokens: CPU (oneDNN) kernels are prepared per
 # shape, and a new length at every step spent more time preparing kernels than computing.
 PAD_MULTIPLE = 64
+VISION_SCENES = 8192  # scene graphs read for the tiny recipe's vision phase
 
 
 @dataclass
@@ -79,6 +80,8 @@ class TrainConfig:
     vision_steps: int = field(default=300, metadata={
         "help": "with --init tiny and a scene-graph file beside the data (DATA_scenes.jsonl, as `data synth` "
                 "writes): steps of the vision phase that first teaches the vision tower each cell's object"})
+    freeze_vision: bool = field(default=False, metadata={
+        "help": "keep the vision tower's weights fixed (train the projector and language model)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
     fsdp: bool = field(default=False, metadata={
         "help": "shard parameters, gradients and optimizer state across processes (FSDP2; with accelerate launch)"})
@@ -166,8 +169,8 @@ def vision_phase(cfg: TrainConfig, model: Any, processor: Any) -> None:
     scenes_file = path.with_name(f"{path.stem}_scenes.jsonl")
     if cfg.vision_steps <= 0 or not scenes_file.is_file():
         return
-    with scenes_file.open() as f:
-        scenes = [json.loads(line) for line in f if line.strip()]
+    with scenes_file.open() as f:  # a sample of scenes is plenty for a few hundred steps
+        scenes = [json.loads(line) for line, _ in zip(f, range(VISION_SCENES), strict=False) if line.strip()]
     images = cfg.images or str(path.parent)
     quiet = int(os.environ.get("RANK", "0")) != 0
     tiny.pretrain_vision(model, processor, scenes, images, steps=cfg.vision_steps, seed=cfg.seed,
@@ -342,6 +345,12 @@ def _train(cfg: TrainConfig, recs: list[Record], images: Path, checkpoint: str |
 
     out = Path(cfg.out)
     model, processor = build_model(cfg, sft.texts(recs, cfg.format), checkpoint)
+    if cfg.freeze_vision:
+        vision = next((getattr(model.model, name) for name in ("vision_tower", "vision_model", "visual")
+                       if hasattr(model.model, name)), None)
+        if vision is None:
+            raise LlavaCotError(f"--freeze-vision: {type(model).__name__} has no vision tower to freeze")
+        vision.requires_grad_(False)
     if cfg.lora:
         model = add_lora(model, cfg)
     examples = sft.Examples(recs, processor, cfg.format, images=images, max_length=cfg.max_length)

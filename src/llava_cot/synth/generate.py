@@ -1,6 +1,7 @@
 """`llava-cot data synth`: write a synthetic visual-reasoning data set with four-stage answers.
 
     llava-cot data synth --out DIR --n N [--split train|test|hard] [--seed S] [--size 64] [--per-scene 1]
+                         [--task reason|judge|mix]
     python -m llava_cot.synth.generate --out DIR --n N ...     (the same command)
 
 Writes, under DIR:
@@ -8,6 +9,9 @@ Writes, under DIR:
     {split}.jsonl            N records in the LLaVA-CoT-100k layout (+ family, answer, options, split, scene)
     {split}_scenes.jsonl     each scene's ground truth: objects with shape, colour, size, row, col, box
     images/{split}/*.png     one image per scene; record image paths are relative to DIR
+
+With --task judge the N records are judge and verifier items instead (see `critiques.py`);
+with --task mix every third record is one, shuffled in among the four-stage records.
 
 The same seed, split, n and options always give byte-identical files. train and test never share
 a scene, whatever seeds made them (see `Scene.is_test`); hard has 8-12 objects per scene where
@@ -29,11 +33,13 @@ from typing import Any
 from llava_cot import records
 from llava_cot.errors import LlavaCotError
 from llava_cot.records import Record
+from llava_cot.synth import critiques
 from llava_cot.synth.questions import FAMILIES, annotate, ask
 from llava_cot.synth.scene import SPLITS, Scene, Split, png, render, sample, to_json
 
 # zlib level 1: flat-colour images compress almost as well as at level 6, faster.
 PNG_COMPRESS_LEVEL = 1
+TASKS = ("reason", "judge", "mix")
 
 
 @dataclass
@@ -50,6 +56,9 @@ class SynthConfig:
     size: int = field(default=64, metadata={
         "help": "image side in pixels, a multiple of 4; 64 puts one object in each 16x16 ViT patch"})
     per_scene: int = field(default=1, metadata={"help": "questions per scene (image), from distinct families"})
+    task: str = field(default="reason", metadata={
+        "help": "reason: four-stage answers; judge: judge/verifier items on corrupted stages only; "
+                "mix: both, one critique item per two four-stage items, shuffled", "choices": list(TASKS)})
 
 
 def _check(cfg: SynthConfig) -> None:
@@ -61,6 +70,8 @@ def _check(cfg: SynthConfig) -> None:
         raise LlavaCotError(f"--size must be a multiple of 4 and at least 32 (got {cfg.size})")
     if not 1 <= cfg.per_scene <= len(FAMILIES):
         raise LlavaCotError(f"--per-scene must be between 1 and {len(FAMILIES)} (got {cfg.per_scene})")
+    if cfg.task not in TASKS:
+        raise LlavaCotError(f"unknown task {cfg.task!r}: choose one of {', '.join(TASKS)}")
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise LlavaCotError(f"--out {cfg.out} is a file; give a directory")
 
@@ -102,6 +113,11 @@ def generate(cfg: SynthConfig) -> dict[str, Any]:
     rng = random.Random(f"llava-cot synth/{cfg.seed}/{cfg.split}")
     recs: list[Record] = []
     truth: list[dict[str, Any]] = []
+    # Critique items draw from their own stream, so the four-stage records (and --task reason's
+    # files) are the same whatever the task.
+    critique_rng = random.Random(f"llava-cot synth/{cfg.seed}/{cfg.split}/critique")
+    maker = None if cfg.task == "reason" else critiques.Maker(critique_rng)
+    golds = 0
     for scene in scenes(rng, cfg.split, spec):
         if len(recs) >= cfg.n:
             break
@@ -113,17 +129,27 @@ def generate(cfg: SynthConfig) -> dict[str, Any]:
                      "split": cfg.split, "scene": scene.id}
             if q.base:
                 extra["base"] = q.base
-            recs.append(Record.make(f"{scene.id}_{j}", q.text, annotate(rng, scene, q), image=image, **extra))
+            rec = Record.make(f"{scene.id}_{j}", q.text, annotate(rng, scene, q), image=image, **extra)
+            golds += 1
+            if cfg.task != "judge" and len(recs) < cfg.n:
+                recs.append(rec)
+            # judge: one item per four-stage record, which is not written; mix: one per two.
+            if maker is not None and (cfg.task == "judge" or golds % 2 == 0) and len(recs) < cfg.n:
+                recs.append(maker.make(rec, scene, f"{rec.id}_critique"))
+    if maker is not None and cfg.task == "mix":
+        maker.rng.shuffle(recs)
     records.write(out / f"{cfg.split}.jsonl", recs)
     _write_jsonl(out / f"{cfg.split}_scenes.jsonl", truth)
     seconds = time.perf_counter() - start
     return {"split": cfg.split, "records": len(recs), "images": len(truth), "out": str(out),
-            "seconds": round(seconds, 3), "samples_per_s": round(len(recs) / seconds, 1)}
+            "seconds": round(seconds, 3), "samples_per_s": round(len(recs) / seconds, 1),
+            "critiques": sum("task" in r.extra for r in recs)}
 
 
 def main(cfg: SynthConfig) -> int:
     s = generate(cfg)
-    print(f"synth {s['split']}: {s['records']} records, {s['images']} images in {s['out']} "
+    judged = f" ({s['critiques']} judge/verify items)" if s["critiques"] else ""
+    print(f"synth {s['split']}: {s['records']} records{judged}, {s['images']} images in {s['out']} "
           f"({s['seconds']:.2f} s, {s['samples_per_s']:.0f} samples/s)")
     return 0
 

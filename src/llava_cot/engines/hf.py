@@ -1,0 +1,336 @@
+"""The `hf` engine: a local transformers model, with the search-friendly decoding loop.
+
+    engine = HFEngine()                       # the embedded model; or HFEngine("path/or/hub-id")
+    [outs] = engine.generate([Prompt(image, "How many cubes?")], Sampling(n=4, temperature=0.7, seed=0))
+
+Why its own loop rather than `model.generate`: a search asks many times for N continuations of
+one prompt whose prefix only grows. Here
+
+- the prompt (image included) is encoded once, and its keys and values are then copied N ways
+  (`batch_repeat_interleave`) instead of encoding the prompt N times;
+- prompts are kept in a small prefix cache keyed by their token ids and image: a later prompt that
+  extends a cached one (the next stage, a judge's second choice) runs only its new tokens;
+- stop strings are found incrementally: each step decodes only the new token of each sequence
+  (with a few tokens of left context, as vLLM's detokenizer does) and searches only the tail;
+- a finished sequence leaves the batch, so the remaining steps get cheaper.
+
+The model is any image-text-to-text checkpoint `models.load` accepts. Multimodal position state
+(Qwen2-VL's `rope_deltas`) and Mllama's cross-attention mask are carried with each cache entry.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llava_cot import models
+from llava_cot.engines import Completion, Cost, Prompt, Sampling
+
+JUDGE_BATCH = 16  # judge prompts per padded forward pass
+_CONTEXT = 6  # prompt tokens kept as left context when decoding the first new tokens
+
+
+@dataclass
+class _Entry:
+    """A prompt run through the model: its ids, keys and values, and the next-token logits."""
+
+    ids: tuple[int, ...]
+    image: str  # a digest of the image (ids alone do not tell two images apart)
+    cache: Any
+    logits: Any  # [vocab], float32
+    rope_deltas: Any = None
+    xmask: Any = None  # Mllama: the cross-attention mask row for text after the prompt
+
+
+def _fork(cache: Any) -> Any:
+    """A copy of a cache that can grow without touching the original. Layers replace their
+    tensors when they grow (torch.cat) or are expanded/selected, never write into them, so
+    copying the layer objects is enough; the tensors are shared."""
+    new = copy.copy(cache)
+    new.layers = [copy.copy(layer) for layer in cache.layers]
+    return new
+
+
+class _Detokenizer:
+    """Incremental decoding of one sequence: each new token costs one short decode."""
+
+    def __init__(self, tokenizer: Any, context: Sequence[int]) -> None:
+        self.tok = tokenizer
+        self.ids = list(context)
+        self.prefix = 0
+        self.read = len(self.ids)
+        self.text = ""
+
+    def add(self, token: int) -> str:
+        self.ids.append(token)
+        before = self.tok.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
+        after = self.tok.decode(self.ids[self.prefix:], skip_special_tokens=True)
+        if len(after) <= len(before) or after.endswith("\ufffd"):
+            return ""  # an incomplete character or a special token: nothing to show yet
+        delta = after[len(before):]
+        self.text += delta
+        self.prefix, self.read = self.read, len(self.ids)
+        return delta
+
+    def final(self) -> str:
+        """The whole text, including a last incomplete character held back so far."""
+        before = self.tok.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
+        after = self.tok.decode(self.ids[self.prefix:], skip_special_tokens=True)
+        return self.text + after[len(before):]
+
+
+def _first_stop(text: str, delta: str, stops: Sequence[str]) -> int | None:
+    """End of the earliest stop string that ends inside the newest `delta`, or None."""
+    longest = max(map(len, stops), default=0)
+    start = max(0, len(text) - len(delta) - longest + 1)
+    ends = [i + len(s) for s in stops if (i := text.find(s, start)) >= 0]
+    return min(ends) if ends else None
+
+
+def _on(inputs: Any, device: Any) -> Any:
+    """A processor's output on `device` (a plain dict from a processor-like callable included)."""
+    from transformers import BatchFeature
+
+    return (inputs if isinstance(inputs, BatchFeature) else BatchFeature(dict(inputs))).to(device)
+
+
+def _image_key(image: Any) -> str:
+    if image is None:
+        return ""
+    return f"{image.size}:{image.mode}:" + hashlib.sha1(image.tobytes()).hexdigest()
+
+
+def _pick(logits: Any, sampling: Sampling, generator: Any) -> Any:
+    import torch
+
+    if sampling.temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / sampling.temperature, dim=-1)
+    if sampling.top_p < 1:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > sampling.top_p  # keep the smallest set reaching top_p
+        sorted_p[drop] = 0
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class HFEngine:
+    """A local model behind the engine interface (see the module docstring)."""
+
+    def __init__(self, model: Any = None, device: str = "auto", dtype: str = "auto",
+                 cache_size: int = 16) -> None:
+        self.loaded = model if isinstance(model, models.Loaded) else models.load(model, device=device, dtype=dtype)
+        self.model = self.loaded.model.eval()
+        self.processor = self.loaded.processor
+        self.tokenizer = self.processor.tokenizer
+        self.cost = Cost()
+        self.cache_size = cache_size
+        self._entries: OrderedDict[tuple[str, tuple[int, ...]], _Entry] = OrderedDict()
+        config = self.model.config
+        self.image_token = getattr(config, "image_token_id", None)
+        if self.image_token is None:
+            self.image_token = getattr(config, "image_token_index", None)
+        eos = self.model.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        self.eos = set(eos) | ({self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set())
+
+    @property
+    def model_dir(self) -> str | None:
+        """The model's local directory (where search calibration is kept), if it has one."""
+        from pathlib import Path
+
+        return self.loaded.name if Path(self.loaded.name).is_dir() else None
+
+    # -- the interface ---------------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[list[Completion]]:
+        import torch
+
+        with torch.inference_mode():
+            return [self._sample(self._prompt(p), sampling) for p in prompts]
+
+    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
+        """For each prompt, the log-probability of each choice as the start of the answer (the
+        sum over its tokens), the choice tokenised inside the rendered chat text, as in training.
+        Prompts run as padded batches: when every choice is one token (the judges' "1"/"2"), one
+        forward pass per batch reads them all; otherwise one pass per choice."""
+        import torch
+
+        if not prompts:
+            return []
+        with torch.inference_mode():
+            # where the answer starts depends on how the prompt ends: group prompts that agree
+            groups: dict[tuple[tuple[int, int], ...], list[int]] = {}
+            for i, p in enumerate(prompts):
+                groups.setdefault(tuple(self._choice_shape(p, c) for c in choices), []).append(i)
+            out: list[list[float]] = [[] for _ in prompts]
+            for shapes, members in groups.items():
+                for i in range(0, len(members), JUDGE_BATCH):
+                    rows = members[i:i + JUDGE_BATCH]
+                    for r, logp in zip(rows, self._choice_batch([prompts[r] for r in rows], choices, shapes), strict=True):
+                        out[r] = logp
+            return out
+
+    def _choice_batch(self, prompts: Sequence[Prompt], choices: Sequence[str],
+                      shapes: Sequence[tuple[int, int]]) -> list[list[float]]:
+        import torch
+
+        if all(k == 1 for _, k in shapes) and len({cut for cut, _ in shapes}) == 1:
+            first = prompts[0]
+            ids = [self._encode(Prompt(first.image, first.question, first.partial + c))[0][-1] for c in choices]
+            logits, _ = self._batch_logits(prompts, "", shapes[0][0])
+            return torch.log_softmax(logits[:, -1], -1)[:, ids].tolist()
+        columns = []
+        for choice, (cut, k) in zip(choices, shapes, strict=True):
+            logits, ids = self._batch_logits(prompts, choice, cut - k)
+            logp = torch.log_softmax(logits[:, -k - 1:-1], -1).gather(-1, ids[:, -k:, None])
+            columns.append(logp.sum((1, 2)).tolist())
+        return [list(row) for row in zip(*columns, strict=True)]
+
+    def _choice_shape(self, prompt: Prompt, choice: str) -> tuple[int, int]:
+        """(how many of the prompt's last tokens the choice replaces, how many tokens it adds):
+        the boundary between prompt and answer may merge (a trailing space and "1" into " 1")."""
+        head = self._encode(prompt)[0]
+        ids = self._encode(Prompt(prompt.image, prompt.question, prompt.partial + choice))[0]
+        first = next((i for i, (x, y) in enumerate(zip(ids, head, strict=False)) if x != y), min(len(ids), len(head)))
+        if first == len(ids):
+            raise ValueError(f"the choice {choice!r} adds no token to the prompt")
+        return len(head) - first, len(ids) - first
+
+    def _batch_logits(self, prompts: Sequence[Prompt], choice: str, cut: int) -> tuple[Any, Any]:
+        """Logits and input ids of the prompts with `choice` appended to their answer and their
+        last `cut` tokens dropped, in one left-padded batch (every row ends at the last position)."""
+        texts = [models.prompt_text(self.processor, p.question, (p.partial + choice) or None, image=p.image is not None)
+                 for p in prompts]
+        images = [[p.image] for p in prompts if p.image is not None] or None  # one list per sample (Mllama insists)
+        self.tokenizer.padding_side = "left"
+        inputs = self.processor(images=images, text=texts, padding=True, return_tensors="pt",
+                                add_special_tokens=models.add_special_tokens(self.processor, texts[0]))
+        if cut > 0:
+            for key in ("input_ids", "attention_mask", "cross_attention_mask", "token_type_ids", "mm_token_type_ids"):
+                if key in inputs:
+                    inputs[key] = inputs[key][:, :-cut]
+        inputs = _on(inputs, self.loaded.device)
+        out = self.model(**inputs)
+        self.cost.forward_passes += 1
+        self.cost.prompt_tokens += int(inputs["attention_mask"].sum())
+        return out.logits.float(), inputs["input_ids"]
+
+    # -- prompts and the prefix cache ---------------------------------------------------------
+
+    def _encode(self, prompt: Prompt) -> tuple[tuple[int, ...], Any]:
+        text = models.prompt_text(self.processor, prompt.question, prompt.partial or None, image=prompt.image is not None)
+        inputs = self.processor(images=[prompt.image] if prompt.image is not None else None, text=[text],
+                                return_tensors="pt", add_special_tokens=models.add_special_tokens(self.processor, text))
+        return tuple(inputs["input_ids"][0].tolist()), _on(inputs, self.loaded.device)
+
+    def _prompt(self, prompt: Prompt) -> _Entry:
+        ids, inputs = self._encode(prompt)
+        return self._run(ids, inputs, _image_key(prompt.image))
+
+    def _lookup(self, ids: tuple[int, ...], image: str) -> _Entry | None:
+        best = None
+        for (img, key), entry in self._entries.items():
+            if img == image and ids[:len(key)] == key and (best is None or len(key) > len(best.ids)):
+                best = entry
+        if best is not None:
+            self._entries.move_to_end((image, best.ids))
+        return best
+
+    def _run(self, ids: tuple[int, ...], inputs: Any, image: str) -> _Entry:
+        """Run a prompt through the model, reusing the longest cached prefix; its entry."""
+        import torch
+
+        base = self._lookup(ids, image)
+        if base is not None and len(base.ids) == len(ids):
+            self.cost.cached_tokens += len(ids)
+            return base
+        model = self.model
+        if base is not None and (self.image_token is None or self.image_token not in ids[len(base.ids):]):
+            start = len(base.ids)
+            self._restore(base)
+            extra = {"cross_attention_mask": base.xmask.expand(1, len(ids) - start, *base.xmask.shape[2:])} if base.xmask is not None else {}
+            # no attention mask: nothing is padded, and without one each model derives its
+            # positions from the cache (Qwen2-VL's 3-D positions included)
+            out = model(input_ids=torch.tensor([ids[start:]], device=self.loaded.device),
+                        past_key_values=_fork(base.cache), use_cache=True,
+                        cache_position=torch.arange(start, len(ids), device=self.loaded.device), **extra)
+            xmask, self.cost.cached_tokens = base.xmask, self.cost.cached_tokens + start
+        else:
+            start = 0
+            out = model(**inputs, use_cache=True)
+            xmask = inputs["cross_attention_mask"][:, -1:] if "cross_attention_mask" in inputs else None
+        self.cost.forward_passes += 1
+        self.cost.prompt_tokens += len(ids) - start
+        entry = _Entry(ids, image, out.past_key_values, out.logits[0, -1].float(),
+                       getattr(model.model, "rope_deltas", None), xmask)
+        self._entries[(image, ids)] = entry
+        while len(self._entries) > self.cache_size:
+            self._entries.popitem(last=False)
+        return entry
+
+    def _restore(self, entry: _Entry) -> None:
+        # Qwen2-VL keeps the position offset of the last image it saw on the model itself
+        if entry.rope_deltas is not None:
+            self.model.model.rope_deltas = entry.rope_deltas
+
+    # -- decoding -----------------------------------------------------------------------
+
+    def _sample(self, entry: _Entry, sampling: Sampling) -> list[Completion]:
+        import torch
+
+        device = self.loaded.device
+        n, length = sampling.n, len(entry.ids)
+        cache = _fork(entry.cache)
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+        logits = entry.logits.unsqueeze(0).expand(n, -1)
+        generator = None
+        if sampling.seed is not None:
+            generator = torch.Generator(device=logits.device).manual_seed(sampling.seed)
+        detoks = [_Detokenizer(self.tokenizer, entry.ids[-_CONTEXT:]) for _ in range(n)]
+        counts, logps = [0] * n, [0.0] * n
+        results: list[Completion | None] = [None] * n
+        alive = list(range(n))  # original row of each batch row
+        self._restore(entry)
+        for step in range(sampling.max_new_tokens):
+            tokens = _pick(logits, sampling, generator)
+            token_logp = torch.log_softmax(logits, -1).gather(-1, tokens[:, None]).squeeze(-1)
+            keep = []
+            for b, row in enumerate(alive):
+                token = int(tokens[b])
+                counts[row] += 1
+                logps[row] += float(token_logp[b])
+                if token in self.eos:
+                    results[row] = Completion(detoks[row].final(), counts[row], logps[row], "end")
+                    continue
+                delta = detoks[row].add(token)
+                end = _first_stop(detoks[row].text, delta, sampling.stop) if delta and sampling.stop else None
+                if end is not None:
+                    results[row] = Completion(detoks[row].text[:end], counts[row], logps[row], "stop")
+                    continue
+                keep.append(b)
+            self.cost.tokens_generated += len(alive)
+            if not keep or step == sampling.max_new_tokens - 1:
+                for b in keep:
+                    row = alive[b]
+                    results[row] = Completion(detoks[row].final(), counts[row], logps[row], "length")
+                break
+            if len(keep) < len(alive):  # finished sequences leave the batch
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                tokens = tokens[index]
+                alive = [alive[b] for b in keep]
+            extra = {}
+            if entry.xmask is not None:
+                extra["cross_attention_mask"] = entry.xmask.expand(len(alive), 1, *entry.xmask.shape[2:])
+            out = self.model(input_ids=tokens[:, None], past_key_values=cache, use_cache=True,
+                             cache_position=torch.tensor([length], device=device), **extra)
+            self.cost.forward_passes += 1
+            length += 1
+            logits = out.logits[:, -1].float()
+        return [r for r in results if r is not None]

@@ -1,0 +1,144 @@
+"""Judges: which of several candidates for a stage (or a whole answer) is best.
+
+    judge = load_judge("pairwise")          # or "pointwise", "majority"
+    best = judge.pick(engine, prompt, "CAPTION", candidates)
+
+`prompt` is the search's prompt (image, question, the answer so far); `candidates` are texts that
+would continue it. Model judges ask the same engine (a model can be its own judge) the questions
+of `llava_cot.critique`, with the image, and read the verdict from the log-probabilities of the
+answer words: nothing is parsed from generated text, so there is no unparseable verdict to
+miscount.
+
+- `pairwise`: the paper's judge. Candidates meet in a knockout; each match asks "which is better,
+  1 or 2?" in both orders (or one random order) and sums the log-odds, cancelling position bias.
+- `pointwise`: a verifier. Each candidate's score is P("yes") / (P("yes") + P("no")) for "is it
+  correct?"; the highest wins. Its scores are what SWIRES thresholds.
+- `majority`: no model; the candidate whose answer is most common (self-consistency).
+
+Every judge counts its model calls in `calls`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from llava_cot import answers, critique, stages
+from llava_cot.engines import Engine, Prompt
+from llava_cot.errors import LlavaCotError
+
+
+def stage_text(candidate: str, stage: str) -> str:
+    """What a judge reads of a candidate: the stage's own text (the whole answer for WHOLE)."""
+    if stage == critique.WHOLE:
+        return candidate.strip()
+    return stages.parse(candidate).stages.get(stage) or stages.untag(candidate).strip()
+
+
+def _previous(prompt: Prompt, stage: str) -> dict[str, str]:
+    if stage == critique.WHOLE:
+        return {}
+    return {s: t for s, t in stages.parse(prompt.partial).stages.items() if s != stage}
+
+
+def answer_key(answer: str) -> str:
+    """What two answers share when they agree: an option letter, a number, or normalised text."""
+    bare = answer.strip().strip(".()")
+    if len(bare) == 1 and bare.isalpha():
+        return bare.upper()
+    number = answers.extract_number(answer)
+    return f"#{number:g}" if number is not None else answers.normalize_text(answer)
+
+
+class Judge(Protocol):
+    calls: int
+
+    def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int: ...
+
+
+class PairwiseJudge:
+    def __init__(self, orders: str = "both", seed: int = 0) -> None:
+        if orders not in ("both", "random"):
+            raise LlavaCotError(f"pairwise judge orders must be 'both' or 'random', not {orders!r}")
+        self.orders = orders
+        self.rng = random.Random(seed)
+        self.calls = 0
+
+    def log_odds(self, engine: Engine, prompt: Prompt, stage: str, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """For each pair (a, b), the log-odds that a is better than b (positive: a). All the
+        questions go to the engine in one call."""
+        previous = _previous(prompt, stage)
+        questions, owners = [], []
+        for k, (a, b) in enumerate(pairs):
+            ta, tb = stage_text(a, stage), stage_text(b, stage)
+            orders = [(ta, tb, 1.0), (tb, ta, -1.0)]
+            for first, second, sign in orders if self.orders == "both" else [self.rng.choice(orders)]:
+                questions.append(Prompt(prompt.image, critique.pairwise(prompt.question, previous, stage, first, second)))
+                owners.append((k, sign))
+        verdicts = engine.choice_logprobs(questions, critique.PAIR_CHOICES)
+        self.calls += len(questions)
+        totals = [0.0] * len(pairs)
+        for (one, two), (k, sign) in zip(verdicts, owners, strict=True):
+            if not (math.isinf(one) and math.isinf(two)):  # no verdict at all: a vote for neither
+                totals[k] += sign * (one - two)
+        return totals
+
+    def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
+        """A knockout: winners advance in pairs, each round's matches judged in one batch; an
+        odd one out gets a bye; a tie keeps the earlier candidate."""
+        pool = list(range(len(candidates)))
+        while len(pool) > 1:
+            pairs = [(pool[i], pool[i + 1]) for i in range(0, len(pool) - 1, 2)]
+            odds = self.log_odds(engine, prompt, stage, [(candidates[a], candidates[b]) for a, b in pairs])
+            pool = [a if o >= 0 else b for (a, b), o in zip(pairs, odds, strict=True)] + pool[2 * len(pairs):]
+        return pool[0]
+
+
+class PointwiseJudge:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def scores(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> list[float]:
+        """P(correct) for each candidate, from the verifier's yes/no log-probabilities."""
+        previous = _previous(prompt, stage)
+        questions = [Prompt(prompt.image, critique.pointwise(prompt.question, previous, stage, stage_text(c, stage)))
+                     for c in candidates]
+        verdicts = engine.choice_logprobs(questions, critique.VERDICT_CHOICES)
+        self.calls += len(questions)
+        # no verdict at all (neither word among a server's top tokens) says nothing either way
+        return [0.5 if math.isinf(yes) and math.isinf(no) else 1.0 / (1.0 + math.exp(no - yes)) for yes, no in verdicts]
+
+    def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
+        scores = self.scores(engine, prompt, stage, candidates)
+        return max(range(len(candidates)), key=lambda i: (scores[i], -i))
+
+
+class MajorityJudge:
+    """The most common answer wins (the first candidate giving it); for a stage other than the
+    conclusion, the most common text."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
+        def key(c: str) -> str:
+            if stage in (critique.WHOLE, "CONCLUSION"):
+                return answer_key(stages.answer_text(c if stage == critique.WHOLE else prompt.partial + c))
+            return " ".join(stage_text(c, stage).split())
+
+        keys = [key(c) for c in candidates]
+        top = Counter(keys).most_common(1)[0][0]
+        return keys.index(top)
+
+
+JUDGES: dict[str, Any] = {"pairwise": PairwiseJudge, "pointwise": PointwiseJudge, "majority": MajorityJudge}
+
+
+def load_judge(name: str, **options: Any) -> Judge:
+    try:
+        return JUDGES[name](**options)
+    except KeyError:
+        raise LlavaCotError(f"unknown judge {name!r}; choose one of {', '.join(JUDGES)}") from None

@@ -1,0 +1,93 @@
+"""`swires`: stage-wise retracing search (the later LLaVA-CoT paper's SWIRES).
+
+Stage by stage: sample `widths[stage]` candidates in one batch, score each with a pointwise
+verifier (P(correct)), keep the best `keep`. Continue from the best kept candidate, unless its
+score is under the threshold: then retrace, dropping the previous stage's choice and continuing
+from its next kept candidate (or a fresh sample of that stage once they are used up), at most
+`retraces` times in all. At the first stage a low score means resampling it.
+
+The threshold is calibrated, not guessed: `calibrate` finds the verifier score that best tells
+correct stages from corrupted ones on synthetic items, and writes it beside the model
+(`search.json`); SearchConfig(threshold=...) overrides it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from llava_cot import stages
+from llava_cot.engines import Completion, Engine, Prompt
+from llava_cot.search import Found, SearchConfig, distinct, sample
+
+CALIBRATION_FILE = "search.json"
+UNCALIBRATED = 0.5  # the verifier's own boundary (yes as likely as no), when nothing better is known
+
+
+def threshold_for(engine: Engine, cfg: SearchConfig) -> tuple[float, str]:
+    """The threshold to use and where it came from."""
+    if cfg.threshold is not None:
+        return cfg.threshold, "config"
+    model_dir = getattr(engine, "model_dir", None)
+    path = Path(model_dir) / CALIBRATION_FILE if model_dir else None
+    if path is not None and path.is_file():
+        return float(json.loads(path.read_text())["swires_threshold"]), str(path)
+    return UNCALIBRATED, "uncalibrated"
+
+
+def swires(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Any) -> Found:
+    threshold, source = threshold_for(engine, cfg)
+    todo = [s for s in stages.STAGES if s not in stages.parse(prompt.partial).stages]
+    widths = cfg.widths or (cfg.beam,) * len(stages.STAGES)
+    pools: list[list[tuple[float, Completion]] | None] = [None] * len(todo)
+    draws = [0] * len(todo)
+    chosen: list[Completion] = []
+    i, retraces, used = 0, 0, 0
+    while i < len(todo):
+        stage = todo[i]
+        del chosen[i:]
+        text = prompt.partial + "".join(c.text for c in chosen)
+        here = Prompt(prompt.image, prompt.question, text)
+        if not pools[i]:
+            k = stages.STAGES.index(stage)
+            budget = min(cfg.step_tokens, cfg.max_new_tokens - used)
+            seed = cfg.seed + 1000 * draws[i] + k
+            draws[i] += 1
+            candidates = distinct(sample(engine, here, cfg, widths[k], (stages.close_tag(stage),), budget, seed))
+            scores = judge.scores(engine, here, stage, [c.text for c in candidates])
+            ranked = sorted(zip(scores, candidates, strict=True), key=lambda sc: -sc[0])
+            pools[i] = ranked[:cfg.keep]
+        score, best = pools[i][0]
+        if score < threshold and retraces < cfg.retraces:
+            retraces += 1
+            pools[i] = None
+            if i > 0:  # back to the previous stage: its next kept candidate, or a new sample
+                i -= 1
+                pools[i] = pools[i][1:] or None
+            continue
+        chosen.append(best)
+        used += best.tokens
+        i += 1
+        if best.finish == "end" or used >= cfg.max_new_tokens:
+            break
+    text = prompt.partial + "".join(c.text for c in chosen)
+    return Found(text, {"retraces": retraces, "threshold": round(threshold, 4), "threshold_from": source})
+
+
+def best_split(good: Sequence[float], bad: Sequence[float]) -> tuple[float, float]:
+    """The threshold that best separates scores of correct (`good`) from wrong (`bad`) stages:
+    maximises balanced accuracy (a score >= threshold counts as correct). Returns (threshold,
+    balanced accuracy)."""
+    if not good or not bad:
+        raise ValueError("calibration needs scores of both correct and wrong stages")
+    values = sorted(set(good) | set(bad))
+    cuts = [values[0]] + [(a + b) / 2 for a, b in itertools.pairwise(values)] + [values[-1] + 1e-9]
+    best = (0.0, UNCALIBRATED)
+    for t in cuts:
+        acc = (sum(g >= t for g in good) / len(good) + sum(b < t for b in bad) / len(bad)) / 2
+        if acc > best[0]:
+            best = (acc, t)
+    return best[1], best[0]

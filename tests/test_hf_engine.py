@@ -1,0 +1,170 @@
+"""The `hf` engine on tiny models of three architectures: batched and cached decoding gives what
+plain `generate` gives, stop strings, seeds, log-probabilities and choice scores are exact."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from tests import tiny_vlms
+
+from llava_cot import generation, models
+from llava_cot.engines import Prompt, Sampling, load_engine
+from llava_cot.engines.hf import HFEngine, _Detokenizer, _first_stop
+from llava_cot.errors import LlavaCotError
+
+ARCHS = ["llava", "mllama", "qwen2_vl"]
+
+
+@pytest.fixture(scope="module")
+def engines(root):
+    """One engine per architecture (Qwen2-VL through the stand-in processor where needed)."""
+    out = {}
+    for arch in ARCHS:
+        if tiny_vlms.unavailable(arch):
+            torch.manual_seed(0)
+            model, tok, images = tiny_vlms.qwen2_vl_parts()
+            loaded = models.Loaded(model.eval(), tiny_vlms.Qwen2VLStandIn(tok, images), arch)
+        else:
+            loaded = models.load(tiny_vlms.cached(arch, root), device="cpu")
+        out[arch] = HFEngine(loaded)
+    return out
+
+
+def picture(colour="red"):
+    img = Image.new("RGB", (64, 64), "white")
+    img.paste(Image.new("RGB", (16, 16), colour), (16, 16))
+    return img
+
+
+def reference(engine, prompt, max_new_tokens):
+    """Greedy continuation ids from transformers' own generate, for comparison."""
+    _, inputs = engine._encode(prompt)
+    with torch.inference_mode():
+        out = engine.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    ids = [int(t) for t in out[0, inputs["input_ids"].shape[1]:]]
+    if any(t in engine.eos for t in ids):
+        ids = ids[: next(i for i, t in enumerate(ids) if t in engine.eos) + 1]
+    return ids
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_greedy_matches_generate_and_batches_agree(engines, arch):
+    engine = engines[arch]
+    prompt = Prompt(picture(), "What is in the image?")
+    ids = reference(engine, prompt, 12)
+    want = engine.tokenizer.decode([t for t in ids if t not in engine.eos], skip_special_tokens=True)
+    [[one]] = engine.generate([prompt], Sampling(max_new_tokens=12))
+    assert (one.text, one.tokens) == (want, len(ids))
+    [four] = engine.generate([prompt], Sampling(n=4, max_new_tokens=12))
+    assert [(c.text, c.tokens, c.finish) for c in four] == [(one.text, one.tokens, one.finish)] * 4
+    assert [c.logprob for c in four] == pytest.approx([one.logprob] * 4, abs=1e-4)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_prefix_cache_changes_nothing_but_the_cost(engines, arch):
+    cached, loaded = engines[arch], engines[arch].loaded
+    fresh = HFEngine(loaded, cache_size=0)
+    image = picture("blue")
+    first = Prompt(image, "Describe it.")
+    [[a]] = cached.generate([first], Sampling(max_new_tokens=6))
+    longer = Prompt(image, "Describe it.", a.text)
+    before = cached.cost.copy()
+    [[b]] = cached.generate([longer], Sampling(max_new_tokens=6))
+    [[c]] = fresh.generate([longer], Sampling(max_new_tokens=6))
+    assert (b.text, b.tokens) == (c.text, c.tokens)
+    assert b.logprob == pytest.approx(c.logprob, abs=1e-3)
+    spent = cached.cost - before
+    assert spent.cached_tokens > 0 and spent.prompt_tokens < fresh.cost.prompt_tokens
+    # another image with the same prompt text must not reuse the first image's cache
+    [[d]] = cached.generate([Prompt(picture("green"), "Describe it.", a.text)], Sampling(max_new_tokens=6))
+    [[e]] = fresh.generate([Prompt(picture("green"), "Describe it.", a.text)], Sampling(max_new_tokens=6))
+    assert d.text == e.text
+
+
+def test_stop_strings_end_the_text_where_they_first_appear(engines):
+    engine = engines["llava"]
+    prompt = Prompt(picture(), "Say something.")
+    [[full]] = engine.generate([prompt], Sampling(max_new_tokens=24))
+    assert len(full.text) > 6, "the tiny model should say something to cut"
+    stop = full.text[3:5]
+    [[cut]] = engine.generate([prompt], Sampling(max_new_tokens=24, stop=(stop, "never appears")))
+    assert cut.finish == "stop"
+    assert cut.text == full.text[: full.text.index(stop) + len(stop)]
+    assert cut.tokens <= full.tokens
+
+
+def test_length_limit_and_logprob_of_the_tokens(engines):
+    engine = engines["llava"]
+    prompt = Prompt(picture(), "Say something.")
+    [[out]] = engine.generate([prompt], Sampling(max_new_tokens=5))
+    ids = reference(engine, prompt, 5)
+    assert out.tokens == len(ids) and (out.finish == "length") == (len(ids) == 5)
+    _, inputs = engine._encode(prompt)
+    n = inputs["input_ids"].shape[1]
+    full = torch.cat([inputs["input_ids"], torch.tensor([ids])], 1)
+    with torch.inference_mode():
+        logits = engine.model(**{**inputs, "input_ids": full, "attention_mask": torch.ones_like(full)}).logits[0]
+    want = sum(torch.log_softmax(logits[n - 1 + i].float(), -1)[t].item() for i, t in enumerate(ids))
+    assert out.logprob == pytest.approx(want, abs=1e-3)
+
+
+def test_sampling_is_seeded(engines):
+    engine = engines["llava"]
+    prompt = Prompt(picture(), "Say something.")
+    hot = dict(n=3, temperature=1.5, max_new_tokens=8)
+    [a] = engine.generate([prompt], Sampling(**hot, seed=1))
+    [b] = engine.generate([prompt], Sampling(**hot, seed=1))
+    [c] = engine.generate([prompt], Sampling(**hot, seed=2))
+    assert [x.text for x in a] == [x.text for x in b]
+    assert [x.text for x in a] != [x.text for x in c]
+    assert len({x.text for x in a}) > 1, "three samples at temperature 1.5 should differ"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_choice_logprobs_equal_a_full_forward(engines, arch):
+    engine = engines[arch]
+    prompts = [Prompt(picture(), "Is it red? Answer yes or no."), Prompt(picture("blue"), "A longer question, is it?", "I think")]
+    got = engine.choice_logprobs(prompts, ["1", "yes", "no way"])
+    for prompt, row in zip(prompts, got, strict=True):
+        head = engine._encode(prompt)[0]
+        for choice, value in zip(["1", "yes", "no way"], row, strict=True):
+            ids, inputs = engine._encode(Prompt(prompt.image, prompt.question, prompt.partial + choice))
+            first = next((i for i, (x, y) in enumerate(zip(ids, head, strict=False)) if x != y), len(head))
+            with torch.inference_mode():
+                logits = engine.model(**inputs).logits[0].float()
+            want = sum(torch.log_softmax(logits[j - 1], -1)[ids[j]].item() for j in range(first, len(ids)))
+            assert value == pytest.approx(want, abs=2e-3), (arch, choice)
+
+
+def test_engine_matches_batched_generation_module(engines):
+    engine = engines["llava"]
+    image = picture()
+    [[out]] = engine.generate([Prompt(image, "What colour?")], Sampling(max_new_tokens=10))
+    [gen] = generation.generate(engine.loaded, [image], ["What colour?"], max_new_tokens=10)
+    assert (out.text.strip(), out.tokens) == (gen.text, gen.tokens)  # generation.generate strips the text
+
+
+def test_unknown_engine_is_a_user_error():
+    with pytest.raises(LlavaCotError, match="unknown engine"):
+        load_engine("nope")
+
+
+def test_first_stop_finds_the_earliest_end_in_the_new_text():
+    assert _first_stop("abc</S> x", " x", ["</S>"]) is None  # ended before the new piece
+    assert _first_stop("abc</S", "</S", ["</S>"]) is None
+    assert _first_stop("abc</S>", ">", ["</S>"]) == 7  # completed by the new piece
+    assert _first_stop("a. b</S>", ". b</S>", ["</S>", "."]) == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=599), min_size=1, max_size=30))
+def test_incremental_detokenizer_agrees_with_a_full_decode(engines, ids):
+    tok = engines["llava"].tokenizer
+    detok = _Detokenizer(tok, [])
+    for t in ids:
+        detok.add(t)
+    full = tok.decode(ids, skip_special_tokens=True)
+    assert detok.final() == full
+    if not full.endswith("\ufffd"):
+        assert detok.text == full
