@@ -121,14 +121,21 @@ def test_sampling_is_seeded(engines):
     assert len({x.text for x in a}) > 1, "three samples at temperature 1.5 should differ"
 
 
+SAME_IMAGE = [Prompt(picture(), "Judge this. Candidate 1: a red cube. Candidate 2: a blue one."),
+              Prompt(picture(), "Judge this. Candidate 1: a blue one. Candidate 2: a red cube."),
+              Prompt(picture(), "Judge this.")]
+MIXED = [Prompt(picture(), "Is it red? Answer yes or no."), Prompt(picture("blue"), "A longer question, is it?", "I think")]
+
+
 @pytest.mark.parametrize("arch", ARCHS)
-def test_choice_logprobs_equal_a_full_forward(engines, arch):
+@pytest.mark.parametrize("prompts,choices", [(MIXED, ["1", "yes", "no way"]), (SAME_IMAGE, ["1", "2"])],
+                         ids=["padded-batch", "shared-prefix"])
+def test_choice_logprobs_equal_a_full_forward(engines, arch, prompts, choices):
     engine = engines[arch]
-    prompts = [Prompt(picture(), "Is it red? Answer yes or no."), Prompt(picture("blue"), "A longer question, is it?", "I think")]
-    got = engine.choice_logprobs(prompts, ["1", "yes", "no way"])
+    got = engine.choice_logprobs(prompts, choices)
     for prompt, row in zip(prompts, got, strict=True):
         head = engine._encode(prompt)[0]
-        for choice, value in zip(["1", "yes", "no way"], row, strict=True):
+        for choice, value in zip(choices, row, strict=True):
             ids, inputs = engine._encode(Prompt(prompt.image, prompt.question, prompt.partial + choice))
             first = next((i for i, (x, y) in enumerate(zip(ids, head, strict=False)) if x != y), len(head))
             with torch.inference_mode():

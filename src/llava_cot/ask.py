@@ -2,9 +2,13 @@
 
 The stages are printed, labelled, as the model streams them; then the final answer. `--json`
 prints one object instead: {"stages": {...}, "answer": ..., "text": ..., "search": {...cost...}}.
-With no --model the embedded model shipped in the package answers, offline.
+With no --model the embedded model shipped in the package answers, offline. `--search NAME`
+spends more compute for a better answer (llava_cot.search: best_of_n, sentence_beam, stage_beam,
+swires, self_consistency), sampling `--beam` candidates per step; the stages are then printed
+once the search has chosen them, with what the search cost.
 
     llava-cot ask --image examples/scene1.png "How many objects are there?"
+    llava-cot ask --image examples/scene1.png "How many objects are there?" --search stage_beam --beam 4
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ class AskConfig:
     image: str = field(metadata={"help": "path of the image (PNG, JPEG, ...)"})
     model: str | None = field(default=None, metadata={"help": "model directory or hub id (default: the embedded model)"})
     json: bool = field(default=False, metadata={"help": "print one JSON object instead of streaming the stages"})
+    search: str = field(default="greedy", metadata={
+        "help": "inference-time search", "choices": ["greedy", "best_of_n", "sentence_beam", "stage_beam", "swires",
+                                                     "self_consistency"]})
+    beam: int = field(default=4, metadata={"help": "candidates sampled per search step"})
+    seed: int = field(default=0, metadata={"help": "sampling seed of the search"})
     max_new_tokens: int = field(default=1536, metadata={"help": "most tokens to generate"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, or auto"})
     dtype: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16"})
@@ -36,6 +45,8 @@ class AskConfig:
             raise LlavaCotError("the question is empty")
         if self.max_new_tokens < 1:
             raise LlavaCotError("--max-new-tokens must be at least 1")
+        if self.beam < 1:
+            raise LlavaCotError("--beam must be at least 1")
 
 
 class _StagePrinter:
@@ -77,22 +88,36 @@ class _StagePrinter:
 
 
 def ask(image: Any, question: str, model: Any = None, max_new_tokens: int = 1536,
-        on_text: Any = None) -> dict[str, Any]:
-    """Answer one question: the result object of `--json`. `model` is a `models.Loaded` or a name."""
-    from llava_cot import generation, models
+        on_text: Any = None, search: str = "greedy", beam: int = 4, seed: int = 0) -> dict[str, Any]:
+    """Answer one question: the result object of `--json`. `model` is a `models.Loaded` or a
+    name. Greedy answers stream through `on_text`; a search returns once it has chosen."""
+    from llava_cot import models
 
     loaded = model if isinstance(model, models.Loaded) else models.load(model)
-    t0 = time.perf_counter()
-    gen = generation.generate(loaded, [image], [question], max_new_tokens=max_new_tokens, on_text=on_text)[0]
-    seconds = time.perf_counter() - t0
-    parsed = stages.parse(gen.text)
+    if search == "greedy":
+        from llava_cot import generation
+
+        t0 = time.perf_counter()
+        gen = generation.generate(loaded, [image], [question], max_new_tokens=max_new_tokens, on_text=on_text)[0]
+        text, cost = gen.text, {"name": "greedy", "tokens_generated": gen.tokens, "forward_passes": gen.tokens,
+                                "judge_calls": 0, "seconds": round(time.perf_counter() - t0, 3)}
+    else:
+        from llava_cot.engines import Prompt
+        from llava_cot.engines.hf import HFEngine
+        from llava_cot.search import SearchConfig, run
+
+        result = run(search, HFEngine(loaded), Prompt(image, question),
+                     SearchConfig(beam=beam, max_new_tokens=max_new_tokens, seed=seed))
+        text, cost = result.text, result.cost()
+        if on_text is not None:
+            on_text(text)
+    parsed = stages.parse(text)
     return {
         "stages": {s: parsed.stages.get(s, "") for s in stages.STAGES},
-        "answer": stages.answer_text(gen.text),
-        "text": gen.text,
+        "answer": stages.answer_text(text),
+        "text": text,
         "format_ok": parsed.ok,
-        "search": {"name": "greedy", "tokens_generated": gen.tokens, "forward_passes": gen.tokens,
-                   "judge_calls": 0, "seconds": round(seconds, 3)},
+        "search": cost,
     }
 
 
@@ -101,15 +126,18 @@ def main(cfg: AskConfig) -> int:
 
     image = models.open_image(cfg.image)  # before loading the model: a bad path fails fast
     loaded = models.load(cfg.model, device=cfg.device, dtype=cfg.dtype)
+    options = {"search": cfg.search, "beam": cfg.beam, "seed": cfg.seed}
     if cfg.json:
-        print(json.dumps(ask(image, cfg.question, loaded, cfg.max_new_tokens), ensure_ascii=False))
+        print(json.dumps(ask(image, cfg.question, loaded, cfg.max_new_tokens, **options), ensure_ascii=False))
         return 0
     printer = _StagePrinter(sys.stdout)
-    result = ask(image, cfg.question, loaded, cfg.max_new_tokens, on_text=printer)
+    result = ask(image, cfg.question, loaded, cfg.max_new_tokens, on_text=printer, **options)
     printer.close()
     cost = result["search"]
     print(f"\nAnswer: {result['answer']}")
-    print(f"({cost['tokens_generated']} tokens in {cost['seconds']:.2f} s"
+    judged = f", {cost['judge_calls']} judge calls" if cost["judge_calls"] else ""
+    print(f"({cost['name']}: {cost['tokens_generated']} tokens generated, {cost['forward_passes']} forward passes"
+          f"{judged}, {cost['seconds']:.2f} s"
           + ("" if result["format_ok"] else "; the response is not in the four-stage format") + ")",
           file=sys.stderr)
     return 0

@@ -29,8 +29,11 @@ from typing import Any
 
 from llava_cot import models
 from llava_cot.engines import Completion, Cost, Prompt, Sampling
+from llava_cot.engines.kv import GrowingLayer, grow_in_place
 
 JUDGE_BATCH = 16  # judge prompts per padded forward pass
+# processor outputs with one entry per token (cut with the tokens); the rest are per image
+_PER_TOKEN = ("input_ids", "attention_mask", "cross_attention_mask", "token_type_ids", "mm_token_type_ids")
 _CONTEXT = 6  # prompt tokens kept as left context when decoding the first new tokens
 
 
@@ -47,11 +50,13 @@ class _Entry:
 
 
 def _fork(cache: Any) -> Any:
-    """A copy of a cache that can grow without touching the original. Layers replace their
-    tensors when they grow (torch.cat) or are expanded/selected, never write into them, so
-    copying the layer objects is enough; the tensors are shared."""
+    """A copy of a cache that can grow without touching the original: the layer objects are
+    copied, the tensors shared. A GrowingLayer copy does not own the shared tensors, so its
+    first write goes to a buffer of its own (engines/kv.py); other layers replace their tensors
+    when they grow (torch.cat) rather than write into them."""
     new = copy.copy(cache)
-    new.layers = [copy.copy(layer) for layer in cache.layers]
+    new.layers = [copy.copy(layer).adopt() if isinstance(layer, GrowingLayer) else copy.copy(layer)
+                  for layer in cache.layers]
     return new
 
 
@@ -130,6 +135,7 @@ class HFEngine:
         self.cost = Cost()
         self.cache_size = cache_size
         self._entries: OrderedDict[tuple[str, tuple[int, ...]], _Entry] = OrderedDict()
+        self._shapes: dict[tuple[str, bool, str], tuple[int, int]] = {}
         config = self.model.config
         self.image_token = getattr(config, "image_token_id", None)
         if self.image_token is None:
@@ -182,8 +188,11 @@ class HFEngine:
         if all(k == 1 for _, k in shapes) and len({cut for cut, _ in shapes}) == 1:
             first = prompts[0]
             ids = [self._encode(Prompt(first.image, first.question, first.partial + c))[0][-1] for c in choices]
-            logits, _ = self._batch_logits(prompts, "", shapes[0][0])
-            return torch.log_softmax(logits[:, -1], -1)[:, ids].tolist()
+            if len({_image_key(p.image) for p in prompts}) == 1:
+                logits = self._shared_prefix_logits(prompts, shapes[0][0])
+            else:
+                logits = self._batch_logits(prompts, "", shapes[0][0])[0][:, -1]
+            return torch.log_softmax(logits, -1)[:, ids].tolist()
         columns = []
         for choice, (cut, k) in zip(choices, shapes, strict=True):
             logits, ids = self._batch_logits(prompts, choice, cut - k)
@@ -191,9 +200,49 @@ class HFEngine:
             columns.append(logp.sum((1, 2)).tolist())
         return [list(row) for row in zip(*columns, strict=True)]
 
+    def _shared_prefix_logits(self, prompts: Sequence[Prompt], cut: int) -> Any:
+        """Next-token logits after each prompt less its last `cut` tokens, for prompts about
+        one image: their common prefix (image, question, context) runs once, through the prefix
+        cache, and only the rest of each prompt runs, in one right-padded batch (causal
+        attention: no real token sees the padding after it, so no mask is needed)."""
+        import torch
+
+        encoded = [self._encode(p) for p in prompts]
+        rows = [ids[:len(ids) - cut] for ids, _ in encoded]
+        common = min(len(r) for r in rows) - 1  # at least one token of each row runs
+        for r in rows[1:]:
+            common = next((i for i in range(common) if r[i] != rows[0][i]), common)
+        if self.image_token is not None and any(self.image_token in r[common:] for r in rows):
+            return self._batch_logits(prompts, "", cut)[0][:, -1]  # the image itself differs in place
+        inputs = encoded[0][1]
+        head = {k: (v[:, :common] if k in _PER_TOKEN else v) for k, v in inputs.items()}
+        entry = self._run(rows[0][:common], _on(head, self.loaded.device), _image_key(prompts[0].image))
+        self._restore(entry)
+        cache = _fork(entry.cache)
+        cache.batch_repeat_interleave(len(rows))
+        width = max(len(r) for r in rows) - common
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        suffix = torch.tensor([list(r[common:]) + [pad] * (width - len(r) + common) for r in rows], device=self.loaded.device)
+        extra = {}
+        if entry.xmask is not None:
+            extra["cross_attention_mask"] = entry.xmask.expand(len(rows), width, *entry.xmask.shape[2:])
+        out = self.model(input_ids=suffix, past_key_values=cache, use_cache=True,
+                         cache_position=torch.arange(common, common + width, device=self.loaded.device), **extra)
+        self.cost.forward_passes += 1
+        self.cost.prompt_tokens += sum(len(r) - common for r in rows)
+        last = torch.tensor([len(r) - common - 1 for r in rows], device=self.loaded.device)
+        return out.logits[torch.arange(len(rows)), last].float()
+
     def _choice_shape(self, prompt: Prompt, choice: str) -> tuple[int, int]:
         """(how many of the prompt's last tokens the choice replaces, how many tokens it adds):
-        the boundary between prompt and answer may merge (a trailing space and "1" into " 1")."""
+        the boundary between prompt and answer may merge (a trailing space and "1" into " 1").
+        It depends only on how the prompt ends, so it is remembered by the answer's last words."""
+        key = (prompt.partial[-64:], prompt.image is None, choice)
+        if key not in self._shapes:
+            self._shapes[key] = self._measure_shape(prompt, choice)
+        return self._shapes[key]
+
+    def _measure_shape(self, prompt: Prompt, choice: str) -> tuple[int, int]:
         head = self._encode(prompt)[0]
         ids = self._encode(Prompt(prompt.image, prompt.question, prompt.partial + choice))[0]
         first = next((i for i, (x, y) in enumerate(zip(ids, head, strict=False)) if x != y), min(len(ids), len(head)))
@@ -211,7 +260,7 @@ class HFEngine:
         inputs = self.processor(images=images, text=texts, padding=True, return_tensors="pt",
                                 add_special_tokens=models.add_special_tokens(self.processor, texts[0]))
         if cut > 0:
-            for key in ("input_ids", "attention_mask", "cross_attention_mask", "token_type_ids", "mm_token_type_ids"):
+            for key in _PER_TOKEN:
                 if key in inputs:
                     inputs[key] = inputs[key][:, :-cut]
         inputs = _on(inputs, self.loaded.device)
@@ -266,7 +315,7 @@ class HFEngine:
             xmask = inputs["cross_attention_mask"][:, -1:] if "cross_attention_mask" in inputs else None
         self.cost.forward_passes += 1
         self.cost.prompt_tokens += len(ids) - start
-        entry = _Entry(ids, image, out.past_key_values, out.logits[0, -1].float(),
+        entry = _Entry(ids, image, grow_in_place(out.past_key_values), out.logits[0, -1].float(),
                        getattr(model.model, "rope_deltas", None), xmask)
         self._entries[(image, ids)] = entry
         while len(self._entries) > self.cache_size:

@@ -1,0 +1,120 @@
+"""Searches on the embedded tiny model: each returns a four-stage answer, its cost adds up, and
+SWIRES retraces exactly as its threshold says."""
+
+import json
+
+import pytest
+
+from llava_cot import models, stages
+from llava_cot.engines import Prompt
+from llava_cot.engines.hf import HFEngine
+from llava_cot.errors import LlavaCotError
+from llava_cot.search import SEARCHES, SearchConfig, run
+from llava_cot.search.swires import CALIBRATION_FILE, best_split, threshold_for
+
+
+class Spy:
+    """Wraps a real engine and records what the search asked of it."""
+
+    def __init__(self, engine):
+        self.engine, self.completions, self.judged = engine, [], 0
+
+    @property
+    def cost(self):
+        return self.engine.cost
+
+    def generate(self, prompts, sampling):
+        outs = self.engine.generate(prompts, sampling)
+        self.completions.extend(c for group in outs for c in group)
+        return outs
+
+    def choice_logprobs(self, prompts, choices):
+        self.judged += len(prompts)
+        return self.engine.choice_logprobs(prompts, choices)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return HFEngine(models.load(None, device="cpu", dtype="float32"))
+
+
+@pytest.fixture(scope="module")
+def prompt(root):
+    from pathlib import Path
+
+    image = models.open_image(Path(__file__).resolve().parents[1] / "examples" / "scene1.png")
+    return Prompt(image, "How many circles are there?")
+
+
+CFG = SearchConfig(beam=2, step_tokens=256, max_new_tokens=768)
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_each_search_returns_a_four_stage_answer_and_its_cost_adds_up(engine, prompt, name):
+    spy = Spy(engine)
+    before = engine.cost.copy()
+    result = run(name, spy, prompt, CFG)
+    assert result.format_ok, result.text
+    assert list(result.stages) == list(stages.STAGES) and result.answer
+    assert result.tokens_generated == sum(c.tokens for c in spy.completions) > 0
+    assert result.judge_calls == spy.judged
+    assert result.forward_passes == (engine.cost - before).forward_passes > 0
+    assert result.seconds > 0
+    cost = result.cost()
+    assert cost["name"] == name and json.dumps(cost)
+    if name in ("stage_beam", "swires"):
+        assert result.judge_calls > 0
+
+
+def test_greedy_search_is_plain_greedy_decoding(engine, prompt):
+    from llava_cot import generation
+
+    result = run("greedy", engine, prompt, CFG)
+    [gen] = generation.generate(engine.loaded, [prompt.image], [prompt.question], max_new_tokens=768)
+    assert result.text.strip() == gen.text
+
+
+def test_swires_retraces_as_often_as_its_threshold_says(engine, prompt):
+    never = run("swires", engine, prompt, SearchConfig(beam=2, threshold=0.0, step_tokens=256))
+    always = run("swires", engine, prompt, SearchConfig(beam=2, threshold=1.01, retraces=2, step_tokens=256))
+    assert never.notes["retraces"] == 0 and always.notes["retraces"] == 2
+    assert always.format_ok and always.judge_calls > never.judge_calls
+
+
+def test_swires_threshold_comes_from_the_calibration_file(engine, tmp_path):
+    class Local:
+        model_dir = str(tmp_path)
+
+    assert threshold_for(Local(), SearchConfig()) == (0.5, "uncalibrated")
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"swires_threshold": 0.3}))
+    assert threshold_for(Local(), SearchConfig()) == (0.3, str(tmp_path / CALIBRATION_FILE))
+    assert threshold_for(Local(), SearchConfig(threshold=0.7)) == (0.7, "config")
+
+
+def test_best_split_separates_good_from_bad_scores():
+    t, acc = best_split([0.9, 0.8, 0.7, 0.4], [0.1, 0.2, 0.5])
+    assert 0.5 < t <= 0.7 and acc == pytest.approx((3 / 4 + 1) / 2)
+    assert best_split([0.9], [0.1])[1] == 1.0
+
+
+def test_bad_names_and_settings_are_user_errors(engine, prompt):
+    with pytest.raises(LlavaCotError, match="unknown search"):
+        run("monte_carlo", engine, prompt)
+    with pytest.raises(LlavaCotError):
+        SearchConfig(beam=0)
+    with pytest.raises(LlavaCotError):
+        SearchConfig(widths=(1, 2))
+
+
+def test_ask_cli_runs_a_search_and_reports_its_cost(capsys):
+    from pathlib import Path
+
+    from llava_cot.cli import main
+
+    image = str(Path(__file__).resolve().parents[1] / "examples" / "scene1.png")
+    rc = main(["ask", "--image", image, "How many circles are there?", "--search", "stage_beam", "--beam", "2",
+               "--json", "--device", "cpu", "--max-new-tokens", "768"])
+    assert rc == 0
+    obj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert obj["search"]["name"] == "stage_beam" and obj["search"]["judge_calls"] > 0
+    assert obj["format_ok"] and obj["answer"] == stages.answer_text(obj["text"])
