@@ -62,3 +62,14 @@ def test_synth_bench_is_fixed(tmp_path):
     a, _ = evaluate.load_items("synth-test", 20, str(tmp_path / "a"))
     b, _ = evaluate.load_items("synth-test", 20, str(tmp_path / "b"))
     assert [json.dumps(r.to_json()) for r in a] == [json.dumps(r.to_json()) for r in b]
+
+
+def test_eval_with_a_search_reports_its_cost(capsys):
+    from llava_cot.cli import main
+
+    rc = main(["eval", "--bench", "synth-test", "--limit", "2", "--search", "best_of_n", "--beam", "2",
+               "--device", "cpu", "--max-new-tokens", "512"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["search"] == "best_of_n" and summary["n"] == 2
+    assert summary["tokens_per_item"] > 0 and summary["judge_calls_per_item"] > 0 and summary["seconds_per_item"] > 0

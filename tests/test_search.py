@@ -118,3 +118,18 @@ def test_ask_cli_runs_a_search_and_reports_its_cost(capsys):
     obj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert obj["search"]["name"] == "stage_beam" and obj["search"]["judge_calls"] > 0
     assert obj["format_ok"] and obj["answer"] == stages.answer_text(obj["text"])
+
+
+def test_calibrate_writes_a_threshold_swires_then_uses(tiny_dir, tmp_path, capsys):
+    import shutil
+
+    from llava_cot.cli import main
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_dir, model)
+    assert main(["calibrate", "--model", str(model), "--limit", "12", "--device", "cpu"]) == 0
+    saved = json.loads((model / CALIBRATION_FILE).read_text())
+    assert saved["correct"] + saved["wrong"] == saved["items"] <= 12 and saved["correct"] and saved["wrong"]
+    assert 0.5 <= saved["balanced_accuracy"] <= 1
+    engine = HFEngine(models.load(str(model), device="cpu"))
+    assert threshold_for(engine, SearchConfig()) == (saved["swires_threshold"], str(model / CALIBRATION_FILE))

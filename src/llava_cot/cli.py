@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "data check": ("llava_cot.check:CheckConfig", "report every bad record of a LLaVA-CoT data file"),
     "train": ("llava_cot.train:TrainConfig", "fine-tune a VLM on four-stage data (full or LoRA), or train a tiny one from scratch"),
+    "calibrate": ("llava_cot.search.calibrate:CalibrateConfig", "measure the verifier threshold SWIRES retraces under"),
 }
 
 

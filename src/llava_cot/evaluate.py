@@ -3,15 +3,19 @@ with format validity (all four stages, in order), by batched greedy generation.
 
 B is a LLaVA-CoT data file whose records carry a gold "answer" (and "options" for multiple
 choice; images relative to the file), or a synthetic split by name (`synth-test`, `synth-hard`),
-generated on the fly with a fixed seed so every run scores the same items.
+generated on the fly with a fixed seed so every run scores the same items. With `--search NAME`
+each item is answered by that inference-time search (llava_cot.search) instead of batched
+greedy decoding, and the tokens generated, judge calls and seconds per item are reported.
 
     llava-cot eval --model runs/tiny --bench synth-test --limit 1000 --out runs/tiny/eval
+    llava-cot eval --bench synth-hard --limit 200 --search stage_beam --beam 4
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +38,11 @@ class EvalConfig:
     limit: int = field(default=1000, metadata={"help": "score at most this many items (0: all)"})
     batch_size: int = field(default=32, metadata={"help": "items generated together"})
     max_new_tokens: int = field(default=1536, metadata={"help": "most tokens per response"})
+    search: str = field(default="greedy", metadata={
+        "help": "inference-time search", "choices": ["greedy", "best_of_n", "sentence_beam", "stage_beam", "swires",
+                                                     "self_consistency"]})
+    beam: int = field(default=4, metadata={"help": "candidates sampled per search step"})
+    seed: int = field(default=0, metadata={"help": "sampling seed of the search"})
     out: str | None = field(default=None, metadata={"help": "directory for predictions.jsonl and metrics.json"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, or auto"})
     dtype: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16"})
@@ -90,10 +99,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def rate(rs: list[dict[str, Any]], key: str) -> float:
         return sum(bool(r[key]) for r in rs) / len(rs)
 
+    def mean(key: str) -> float:
+        return sum(r.get(key, 0) for r in rows) / len(rows)
+
     return {
         "n": len(rows),
         "accuracy": rate(rows, "correct"),
         "format_valid": rate(rows, "format_ok"),
+        "tokens_per_item": mean("tokens"),
+        "judge_calls_per_item": mean("judge_calls"),
+        "seconds_per_item": mean("seconds"),
         "families": {f: {"n": len(rs), "accuracy": rate(rs, "correct"), "format_valid": rate(rs, "format_ok")}
                      for f, rs in sorted(fams.items())},
     }
@@ -110,11 +125,33 @@ def evaluate(loaded: Any, items: list[records.Record], root: Path, batch_size: i
     bar = tqdm(total=len(items), desc="eval", unit="item", disable=not progress)
     for batch in _batches(items, batch_size):
         images = [models.open_image(root / r.image) for r in batch]
+        t0 = time.perf_counter()
         outs = generation.generate(loaded, images, [r.question for r in batch], max_new_tokens=max_new_tokens)
+        seconds = (time.perf_counter() - t0) / len(batch)  # a batch's time, shared among its items
         for rec, out in zip(batch, outs, strict=True):
-            rows.append({**score(rec, out.text), "tokens": out.tokens})
+            rows.append({**score(rec, out.text), "tokens": out.tokens, "judge_calls": 0, "seconds": seconds})
         bar.update(len(batch))
     bar.close()
+    return rows
+
+
+def evaluate_search(loaded: Any, items: list[records.Record], root: Path, search: str, config: Any,
+                    progress: bool = True) -> list[dict[str, Any]]:
+    """Answer every item with the search `search` (one item at a time: a search batches within
+    an item) and score it, with what each answer cost."""
+    from tqdm import tqdm
+
+    from llava_cot import models
+    from llava_cot.engines import Prompt
+    from llava_cot.engines.hf import HFEngine
+    from llava_cot.search import run
+
+    engine = HFEngine(loaded)
+    rows = []
+    for rec in tqdm(items, desc=f"eval {search}", unit="item", disable=not progress):
+        result = run(search, engine, Prompt(models.open_image(root / rec.image), rec.question), config)
+        rows.append({**score(rec, result.text), "tokens": result.tokens_generated, "judge_calls": result.judge_calls,
+                     "forward_passes": result.forward_passes, "seconds": result.seconds, **result.notes})
     return rows
 
 
@@ -132,8 +169,15 @@ def main(cfg: EvalConfig) -> int:
     loaded = models.load(cfg.model, device=cfg.device, dtype=cfg.dtype)
     with tempfile.TemporaryDirectory() as tmp:
         items, root = load_items(cfg.bench, cfg.limit, tmp)
-        rows = evaluate(loaded, items, root, cfg.batch_size, cfg.max_new_tokens)
-    metrics = {"model": loaded.name, "bench": cfg.bench, **summarise(rows)}
+        if cfg.search == "greedy":
+            rows = evaluate(loaded, items, root, cfg.batch_size, cfg.max_new_tokens)
+        else:
+            from llava_cot.search import SearchConfig
+
+            config = SearchConfig(beam=cfg.beam, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+            rows = evaluate_search(loaded, items, root, cfg.search, config)
+    metrics = {"model": loaded.name, "bench": cfg.bench, "search": cfg.search,
+               "beam": cfg.beam if cfg.search != "greedy" else 1, **summarise(rows)}
     print(table(metrics))
     if cfg.out:
         out = Path(cfg.out)
@@ -141,5 +185,6 @@ def main(cfg: EvalConfig) -> int:
         with (out / "predictions.jsonl").open("w") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "format_valid")}))
+    print(json.dumps({k: metrics[k] for k in ("search", "beam", "n", "accuracy", "format_valid", "tokens_per_item",
+                                              "judge_calls_per_item", "seconds_per_item")}))
     return 0

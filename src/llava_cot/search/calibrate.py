@@ -1,0 +1,76 @@
+"""`llava-cot calibrate`: the verifier threshold SWIRES retraces under, measured rather than guessed.
+
+Renders synthetic verifier items (`llava-cot data synth --task judge`, a fixed seed, the test
+split: scenes the model never trained on): correct stages and stages with one planted mistake,
+each asked as "is it correct? yes or no". The model's P(yes) on both groups gives the threshold
+that best tells them apart (the highest balanced accuracy); it is written beside the model as
+search.json, where `swires` finds it.
+
+    llava-cot calibrate --model runs/tiny [--limit 400] [--out runs/tiny/search.json]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llava_cot.errors import LlavaCotError
+
+CALIBRATION_SEED = 4321  # fixed, so a model's threshold is reproducible
+
+
+@dataclass
+class CalibrateConfig:
+    """Measure the verifier score threshold of SWIRES on synthetic correct and corrupted stages."""
+
+    model: str | None = field(default=None, metadata={"help": "model directory (default: the embedded model)"})
+    limit: int = field(default=400, metadata={"help": "verifier items to score"})
+    out: str | None = field(default=None, metadata={"help": "where to write the result (default: MODEL/search.json)"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda, or auto"})
+
+    def __post_init__(self) -> None:
+        if self.limit < 2:
+            raise LlavaCotError("--limit must be at least 2 (some correct and some wrong stages)")
+
+
+def calibrate(engine: Any, items: list[Any], root: Path) -> dict[str, Any]:
+    """Threshold, balanced accuracy and the score groups' means for verify `items`."""
+    from llava_cot import critique, models
+    from llava_cot.engines import Prompt
+    from llava_cot.search.swires import best_split
+
+    prompts = [Prompt(models.open_image(root / r.image), r.question) for r in items]
+    verdicts = engine.choice_logprobs(prompts, critique.VERDICT_CHOICES)
+    good, bad = [], []
+    for rec, (yes, no) in zip(items, verdicts, strict=True):
+        score = 0.5 if math.isinf(yes) and math.isinf(no) else 1.0 / (1.0 + math.exp(no - yes))
+        (good if rec.response.strip() == critique.VERDICT_CHOICES[0] else bad).append(score)
+    threshold, accuracy = best_split(good, bad)
+    return {"swires_threshold": round(threshold, 4), "balanced_accuracy": round(accuracy, 4), "correct": len(good),
+            "wrong": len(bad), "mean_score_correct": round(sum(good) / len(good), 4),
+            "mean_score_wrong": round(sum(bad) / len(bad), 4)}
+
+
+def main(cfg: CalibrateConfig) -> int:
+    from llava_cot import models, records
+    from llava_cot.engines.hf import HFEngine
+    from llava_cot.synth.generate import SynthConfig, generate
+
+    loaded = models.load(cfg.model, device=cfg.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        # about 40% of critique items are pointwise stage items: render enough of them
+        generate(SynthConfig(out=tmp, n=3 * cfg.limit, split="test", seed=CALIBRATION_SEED, task="judge"))
+        items = [r for r in records.read(Path(tmp) / "test.jsonl")
+                 if r.extra.get("task") == "verify" and r.extra.get("stage") != "RESPONSE"][: cfg.limit]
+        result = calibrate(HFEngine(loaded), items, Path(tmp))
+    out = Path(cfg.out) if cfg.out else Path(loaded.name) / "search.json"
+    if not cfg.out and not Path(loaded.name).is_dir():
+        raise LlavaCotError(f"{loaded.name} is not a local directory: pass --out for the calibration file")
+    result = {"model": loaded.name, "items": len(items), "seed": CALIBRATION_SEED, **result}
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+    return 0
