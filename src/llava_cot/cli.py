@@ -25,7 +25,9 @@ from llava_cot.errors import LlavaCotError
 # command words -> ("module:ConfigClass", one-line help). The module also defines main(cfg).
 COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("llava_cot.ask:AskConfig", "answer a question about an image, streaming the four stages"),
-    "eval": ("llava_cot.evaluate:EvalConfig", "score a model on a data set: accuracy per family, format validity"),
+    "eval": ("llava_cot.evaluate:EvalConfig", "score a model on a benchmark (resumable): accuracy per category, cost"),
+    "eval score": ("llava_cot.evaluation.score:ScoreConfig", "score a predictions file against a benchmark, no model"),
+    "eval plot": ("llava_cot.plots:PlotConfig", "draw accuracy against tokens generated for several eval runs"),
     "data synth": (
         "llava_cot.synth.generate:SynthConfig",
         "render a synthetic visual-reasoning data set (records, images, scene graphs)",
@@ -61,7 +63,7 @@ def _unwrap_optional(tp: typing.Any) -> typing.Any:
 def build_parser(prog: str, config_cls: type) -> argparse.ArgumentParser:
     """An argparse parser whose options are the fields of a config dataclass.
 
-    Field metadata: help (text), positional (bool), choices (list), aliases (extra flags)."""
+    Field metadata: help (text), positional (bool), nargs, choices (list), aliases (extra flags)."""
     parser = argparse.ArgumentParser(prog=prog, description=(config_cls.__doc__ or "").strip() or None)
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
@@ -71,8 +73,9 @@ def build_parser(prog: str, config_cls: type) -> argparse.ArgumentParser:
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         if has_default and f.default is not dataclasses.MISSING and f.default is not None:
             kwargs["help"] += f" (default: {f.default})"
-        if "choices" in meta:
-            kwargs["choices"] = meta["choices"]
+        for key in ("choices", "nargs"):
+            if key in meta:
+                kwargs[key] = meta[key]
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif tp in (int, float, str):

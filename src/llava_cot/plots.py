@@ -66,6 +66,13 @@ def compute_curve(runs: Sequence[dict[str, Any]], path: str | Path) -> None:
             ax.annotate(f"N={r.get('beam', 1)}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     if all(r["tokens_per_item"] > 0 for r in runs):
         ax.set_xscale("log")  # beams grow geometrically (1, 2, 4, 8...), and so does their cost
+        from matplotlib.ticker import FuncFormatter, LogLocator
+
+        plain = FuncFormatter(lambda x, _: f"{x:g}")  # 200, 500, 1000 rather than 2x10^2
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+    ax.margins(x=0.1, y=0.15)  # room for the labels of the outermost points
     ax.set_xlabel("tokens generated per item (mean)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("accuracy against inference compute")

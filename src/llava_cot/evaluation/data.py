@@ -1,10 +1,9 @@
 """Benchmarks `llava-cot eval` can score: a registered one (llava_cot.benches), or a data file in
 the LLaVA-CoT layout whose records carry a gold "answer" (and "options" for multiple choice).
 
-A data file is wrapped as a Bench like any other: an item per record, keyed by the record's id,
-its "family" as the category. The synthetic splits (`synth-test`, `synth-hard`) come from the
-registry; while it has no such entry they are rendered here, with a fixed seed, into a temporary
-directory and read as a data file.
+A data file is read by the registry's "records" bench: an item per record, keyed by the record's
+id, its "family" as the category. FileBench and SynthBench below do the same for a registry
+without "records" or the synthetic splits (a stand-in, rendered with the same fixed seed).
 """
 
 from __future__ import annotations
@@ -22,10 +21,11 @@ SYNTH_SPLITS = {"synth-test": "test", "synth-hard": "hard", "synth-train": "trai
 BENCH_SEED = 1234  # the synthetic benches' seed: fixed, so scores are comparable across runs
 
 
-def _opener(path: Path) -> Any:
+def _opener(path: Path, owner: Any = None) -> Any:
     def open_image() -> Any:
         from llava_cot import models
 
+        _ = owner  # held by the closure: a temporary directory lives as long as its items
         return models.open_image(path)
 
     return open_image
@@ -37,6 +37,7 @@ class FileBench:
     def __init__(self, path: str | None = None):
         self.path = path
         self.name = path or "file"
+        self._dir: Any = None  # a temporary directory the images are in, if any
 
     def load(self, source: str | None = None, limit: int = 0) -> list[Item]:
         path = Path(source or self.path or "")
@@ -50,7 +51,7 @@ class FileBench:
             if rec.id in lines:  # predictions are keyed by id: two items under one key cannot both be scored
                 raise LlavaCotError(f"{path}: id {rec.id!r} at line {rec.line} repeats the id at line {lines[rec.id]}")
             lines[rec.id] = rec.line
-            image = _opener(path.parent / rec.image) if rec.image is not None else None
+            image = _opener(path.parent / rec.image, self._dir) if rec.image is not None else None
             items.append(Item(index=rec.id, question=rec.question, answer=str(rec.extra["answer"]), image=image,
                               options=rec.extra.get("options") or {}, category=str(rec.extra.get("family", "all"))))
             if limit and len(items) >= limit:
@@ -77,7 +78,6 @@ class SynthBench(FileBench):
     def __init__(self, name: str):
         super().__init__(None)
         self.name, self.split = name, SYNTH_SPLITS[name]
-        self._dir: tempfile.TemporaryDirectory[str] | None = None  # lives as long as the bench: images load lazily
 
     def load(self, source: str | None = None, limit: int = 0) -> list[Item]:
         from llava_cot.synth.generate import SynthConfig, generate
@@ -96,7 +96,7 @@ def resolve(name: str) -> tuple[Bench, bool]:
     if name in SYNTH_SPLITS:
         return SynthBench(name), False
     if Path(name).is_file():
-        return FileBench(name), True
+        return (benches.load_bench("records") if "records" in benches.BENCHES else FileBench(name)), True
     known = sorted({*benches.BENCHES, *SYNTH_SPLITS})
     raise LlavaCotError(f"bench {name} is neither a data file nor one of {', '.join(known)}")
 
@@ -105,9 +105,14 @@ def load(name: str, data: str | None = None, limit: int = 0) -> tuple[Bench, lis
     """Resolve a bench and load its items (at most `limit`; 0: all). Indices must be unique."""
     bench, is_file = resolve(name)
     items = bench.load(name if is_file else data, limit)
+    check_unique(items, name)
+    return bench, items
+
+
+def check_unique(items: Sequence[Item], name: str) -> None:
+    """Predictions are keyed by index: two items under one would be scored as one."""
     seen: set[str] = set()
     for item in items:
-        if item.index in seen:
+        if str(item.index) in seen:
             raise LlavaCotError(f"bench {name}: two items share the index {item.index!r}")
-        seen.add(item.index)
-    return bench, items
+        seen.add(str(item.index))

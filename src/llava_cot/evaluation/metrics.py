@@ -43,6 +43,11 @@ def _pct(x: Any) -> str:
     return f"{x:.1%}" if isinstance(x, (int, float)) else "-"
 
 
+def _figure(x: float) -> str:
+    """A rate (a float in [0, 1]) in percent, anything else as a number."""
+    return _pct(x) if isinstance(x, float) and 0 <= x <= 1 else f"{x:.4g}"
+
+
 def table(metrics: dict[str, Any]) -> str:
     """Markdown: a row per category and one for all items, then any other figure of the summary."""
     lines = ["| category | n | accuracy | format valid |", "| --- | ---: | ---: | ---: |"]
@@ -55,7 +60,7 @@ def table(metrics: dict[str, Any]) -> str:
     costs = {k: metrics[k] for k in COST_KEYS.values() if k in metrics}
     if extra or costs:
         lines += ["", "| figure | value |", "| --- | ---: |"]
-        lines += [f"| {k} | {_pct(v) if 0 <= v <= 1 and isinstance(v, float) else v} |" for k, v in extra.items()]
+        lines += [f"| {k} | {_figure(v)} |" for k, v in extra.items()]
         lines += [f"| {k} | {v:.3g} |" for k, v in costs.items()]
     return "\n".join(lines)
 

@@ -54,6 +54,8 @@ def model_fingerprint(path: str) -> str | None:
 def check_settings(out: Path, settings: dict[str, Any]) -> None:
     """Record the run's settings in a new directory, or refuse to resume one made otherwise."""
     path = out / SETTINGS
+    if out.exists() and not out.is_dir():
+        raise LlavaCotError(f"--out {out} is a file; give a directory")
     if not path.is_file():
         if (out / PREDICTIONS).exists():
             raise LlavaCotError(f"{out / PREDICTIONS} exists without {SETTINGS}: not an eval run this version can "
