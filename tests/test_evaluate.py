@@ -92,6 +92,9 @@ class ToyBench:
     scored: list[str] = []  # noqa: RUF012 (shared by the instances load_bench makes)
     fail_after: int | None = None  # raise KeyboardInterrupt at this score call (a simulated kill)
 
+    def __init__(self, **options):
+        self.options = options  # the scoring options eval passes every bench (match, judge, ...)
+
     def load(self, source=None, limit=0):
         from PIL import Image
 
@@ -277,3 +280,13 @@ def test_eval_plot_draws_a_compute_curve(tmp_path, capsys):
     assert out.read_bytes().startswith(b"\x89PNG") and out.stat().st_size > 1000
     assert "| stage_beam | 4 | 1000 | 45.0% |" in capsys.readouterr().out
     assert main(["eval", "plot", str(tmp_path), "--out", str(out)]) == 2  # no metrics.json there
+
+
+def test_judge_fallback_without_a_judge_is_a_user_error(tmp_path, capsys):
+    from llava_cot.cli import main
+
+    preds = tmp_path / "p.jsonl"
+    preds.write_text('{"index": "x", "response": "A"}\n')
+    assert main(["eval", "score", "--bench", "synth-test", "--predictions", str(preds), "--limit", "2",
+                 "--judge-fallback"]) == 2
+    assert "needs a judge" in capsys.readouterr().err

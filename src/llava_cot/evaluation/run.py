@@ -19,7 +19,7 @@ SEARCH_CHOICES = ["greedy", "best_of_n", "sentence_beam", "stage_beam", "swires"
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(data.ScoringOptions):
     """Score a model on a benchmark: accuracy per category, format validity, and the cost of an
     answer. Resumable: rerun the same command with the same --out after a kill. See also
     `llava-cot eval score` (score a predictions file) and `llava-cot eval plot` (compute curves)."""
@@ -134,7 +134,7 @@ def main(cfg: EvalConfig) -> int:
         config = SearchConfig(beam=cfg.beam, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     # Everything a user can get wrong is checked before the run directory is made.
     model_path = models.resolve(cfg.model)
-    bench, items = data.load(cfg.bench, cfg.data, cfg.limit)
+    bench, items = data.load(cfg.bench, cfg.data, cfg.limit, **data.bench_options(cfg, cfg.out))
     out = Path(cfg.out) if cfg.out else None
     if out is not None:
         store.check_settings(out, settings(cfg, model_path))

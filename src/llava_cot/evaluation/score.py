@@ -22,7 +22,7 @@ from llava_cot.evaluation.run import row
 
 
 @dataclass
-class ScoreConfig:
+class ScoreConfig(data.ScoringOptions):
     """Score a predictions file (JSONL of {"index", "response"}) against a benchmark."""
 
     bench: str = field(metadata={"help": "a registered benchmark, or a LLaVA-CoT data file with answers"})
@@ -61,7 +61,7 @@ def read_predictions(path: Path, log: Any = None) -> dict[str, tuple[int, dict[s
 
 def main(cfg: ScoreConfig) -> int:
     path = Path(cfg.predictions)
-    bench, items = data.load(cfg.bench, cfg.data, cfg.limit)
+    bench, items = data.load(cfg.bench, cfg.data, cfg.limit, **data.bench_options(cfg, cfg.out))
     found = read_predictions(path)
     known = {str(item.index) for item in items}
     unknown = [(n, k) for k, (n, _) in found.items() if k not in known]
