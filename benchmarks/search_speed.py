@@ -124,10 +124,7 @@ def random_11b(device: str):
         MllamaProcessor,
     )
 
-    special = ["<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>", "<|start_header_id|>",
-               "<|end_header_id|>", "<|eot_id|>", "<|python_tag|>", "<|image|>"]
-    tok = tiny_vlms.tokenizer(special, vocab_size=4096, bos="<|begin_of_text|>", eos_token="<|eot_id|>",
-                              pad_token="<|finetune_right_pad_id|>")
+    tok = tiny_vlms.llama3_tokenizer(vocab_size=4096)
     processor = MllamaProcessor(image_processor=MllamaImageProcessorPil(), tokenizer=tok,
                                 chat_template=tiny_vlms.MLLAMA_TEMPLATE)
     config = MllamaConfig(image_token_index=tok.convert_tokens_to_ids("<|image|>"))

@@ -16,10 +16,11 @@ import csv
 import io
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from PIL import Image
+from tests.http_server import serve
 
 from llava_cot import answers, stages
 from llava_cot.benches import BENCHES, guess_bench, load_bench
@@ -441,9 +442,7 @@ class JudgeServer:
     def __init__(self):
         self.requests, self.lock = [], threading.Lock()
         self.reply = lambda request: "0"
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.app = self
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.url = None  # set while served
 
     def judge(self, cache, model="judge-1"):
         return Judge(model=model, base_url=self.url, api_key="test", cache=cache, max_retries=0)
@@ -452,11 +451,8 @@ class JudgeServer:
 @pytest.fixture
 def server():
     s = JudgeServer()
-    thread = threading.Thread(target=s.httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    with serve(_Handler, s) as s.url:
+        yield s
 
 
 MMVET_HEADER = ["index", "image", "question", "answer", "category"]

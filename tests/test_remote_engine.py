@@ -12,10 +12,11 @@ import math
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from PIL import Image
+from tests.http_server import serve
 
 from llava_cot.engines import Prompt, Sampling, load_engine
 from llava_cot.errors import LlavaCotError
@@ -46,9 +47,7 @@ class FakeServer:
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.respond = lambda request: (200, reply([choice("ok")]))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.app = self
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.url = None  # set while served
 
     def engine(self, **options):
         return load_engine("openai", base_url=self.url, model=MODEL, max_retries=0, **options)
@@ -57,11 +56,8 @@ class FakeServer:
 @pytest.fixture
 def server():
     s = FakeServer()
-    thread = threading.Thread(target=s.httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    with serve(_Handler, s) as s.url:
+        yield s
 
 
 def choice(text, finish="stop", stop_reason=None, tokens=None, top=None, index=0, logprobs=True):

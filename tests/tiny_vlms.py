@@ -109,6 +109,16 @@ def tokenizer(special: list[str], texts: Iterable[str] = (), vocab_size: int = 6
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, **roles)
 
 
+LLAMA3_SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>", "<|start_header_id|>",
+                  "<|end_header_id|>", "<|eot_id|>", "<|python_tag|>", "<|image|>"]
+
+
+def llama3_tokenizer(texts: Iterable[str] = (), vocab_size: int = 600) -> Any:
+    """A stand-in for Llama 3's tokenizer: its special tokens, BOS, end of turn and padding."""
+    return tokenizer(LLAMA3_SPECIAL, texts, vocab_size=vocab_size, bos="<|begin_of_text|>", eos_token="<|eot_id|>",
+                     pad_token="<|finetune_right_pad_id|>")
+
+
 def _llama_text(tok: Any, **extra: Any) -> dict[str, Any]:
     """Tiny decoder settings shared by the three architectures."""
     return dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -153,10 +163,7 @@ def mllama(texts: Iterable[str] = ()) -> tuple[Any, Any]:
         MllamaVisionConfig,
     )
 
-    special = ["<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>", "<|start_header_id|>",
-               "<|end_header_id|>", "<|eot_id|>", "<|python_tag|>", "<|image|>"]
-    tok = tokenizer(special, texts, bos="<|begin_of_text|>", eos_token="<|eot_id|>",
-                    pad_token="<|finetune_right_pad_id|>")
+    tok = llama3_tokenizer(texts)
     images = MllamaImageProcessorPil(size={"height": 32, "width": 32}, max_image_tiles=4)
     processor = MllamaProcessor(image_processor=images, tokenizer=tok, chat_template=MLLAMA_TEMPLATE)
     vision = MllamaVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_global_layers=1,

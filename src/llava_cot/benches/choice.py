@@ -49,6 +49,13 @@ def check_match(match: str) -> str:
     return match
 
 
+def check_options(name: str, match: str, judge: Any, judge_fallback: bool) -> None:
+    """The scoring options every bench that reads choices takes: a known rule, a judge if asked."""
+    check_match(match)
+    if judge_fallback and judge is None:
+        raise LlavaCotError(f"{name}: judge_fallback needs a judge (--judge-model, --judge-url)")
+
+
 def read_choice(response: str, options: dict[str, str], match: str = "ours") -> str | None:
     """The option letter a response picks ("Z": none of them), or None, read by `match`."""
     if match == "ours":
@@ -81,9 +88,7 @@ class ChoiceBench:
     bad: list[Bad] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        check_match(self.match)
-        if self.judge_fallback and self.judge is None:
-            raise LlavaCotError(f"{self.name}: judge_fallback needs a judge (--judge-model, --judge-url)")
+        check_options(self.name, self.match, self.judge, self.judge_fallback)
 
     def load(self, source: str | None, limit: int = 0) -> list[Item]:
         if not source:

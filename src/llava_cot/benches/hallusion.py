@@ -33,7 +33,7 @@ from typing import Any, TextIO
 
 from llava_cot import answers, stages
 from llava_cot.benches import Item
-from llava_cot.benches.choice import OPENCOMPASS, check_match
+from llava_cot.benches.choice import OPENCOMPASS, check_options
 from llava_cot.benches.judge import Judge
 from llava_cot.benches.tsv import Bad, Row, Source, read_items
 from llava_cot.benches.vlmeval import vlmeval_yes_no
@@ -67,9 +67,7 @@ class HallusionBench:
     bad: list[Bad] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        check_match(self.match)
-        if self.judge_fallback and self.judge is None:
-            raise LlavaCotError(f"{self.name}: judge_fallback needs a judge (--judge-model, --judge-url)")
+        check_options(self.name, self.match, self.judge, self.judge_fallback)
 
     def load(self, source: str | None, limit: int = 0) -> list[Item]:
         if not source:
