@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Reproduce the embedded model (src/llava_cot/embedded) and its model card figures, seeded.
 #
-#   bash scripts/train_embedded.sh [WORKDIR] [MAX_STEPS]
+#   bash scripts/train_embedded.sh [WORKDIR] [STEPS] [JUDGE_STEPS]
 #
-# 1. renders the synthetic train split, 2. trains a tiny Llava from scratch on it (a vision
-# phase on the scene graphs, then SFT on the four-stage answers), 3. copies the final model into
-# the package, 4. scores it greedily on the synthetic test and hard splits.
+# 1. renders the synthetic train split; 2. trains a tiny Llava from scratch on the four-stage
+# answers (a vision phase on the scene graphs first; the vision tower then stays frozen);
+# 3. continues on a mix of four-stage answers and judge/verifier items, so the model can judge
+# and verify its own stages; 4. calibrates the SWIRES verifier threshold; 5. copies the model
+# into the package; 6. scores it greedily on the synthetic test and hard splits.
+# Every step resumes where it stopped when run again with the same WORKDIR.
 set -euo pipefail
 work=${1:-runs/embedded-build}
-steps=${2:-500}
+steps=${2:-3000}
+judge_steps=${3:-400}
 top=$(cd "$(dirname "$0")/.." && pwd)
 
-llava-cot data synth --out "$work/data" --n 50000 --split train --seed 1
+[ -f "$work/data/train.jsonl" ] || llava-cot data synth --out "$work/data" --n 50000 --split train --seed 1
 llava-cot train --data "$work/data" --out "$work/model" --init tiny --max-steps "$steps" \
-    --batch-size 32 --lr 2e-3 --seed 0 --save-steps 250 --num-workers 1 --freeze-vision
+    --batch-size 32 --lr 2e-3 --seed 0 --save-steps 250 --num-workers 1 --freeze-vision --resume
+[ -f "$work/mix/train.jsonl" ] || llava-cot data synth --out "$work/mix" --n 30000 --split train --seed 2 --task mix
+llava-cot train --model "$work/model" --data "$work/mix" --out "$work/judge" --max-steps "$judge_steps" \
+    --batch-size 16 --lr 5e-4 --seed 0 --save-steps 100 --num-workers 1 --freeze-vision --resume
+llava-cot calibrate --model "$work/judge" --limit 400
 dest="$top/src/llava_cot/embedded"
 mkdir -p "$dest"
-cp "$work/model"/{config.json,generation_config.json,model.safetensors,processor_config.json,tokenizer.json,tokenizer_config.json,chat_template.jinja} "$dest/"
+cp "$work/judge"/{config.json,generation_config.json,model.safetensors,processor_config.json,tokenizer.json,tokenizer_config.json,chat_template.jinja,search.json} "$dest/"
 for bench in synth-test synth-hard; do
-    llava-cot eval --bench "$bench" --limit 200 --batch-size 50 --out "$work/eval-$bench"
+    llava-cot eval --bench "$bench" --limit 1000 --batch-size 50 --out "$work/eval-$bench"
 done

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The paper's Table 2 in miniature: the same tiny model, data and budget trained on the full
+# four-stage text (structured), the same text with its tags removed (untagged), and the final
+# answer only (direct); each scored greedily on 1,000 synthetic test and hard items.
+#
+#   bash scripts/table2.sh [WORKDIR] [STEPS] [SEED]
+#
+# WORKDIR/data is shared with scripts/train_embedded.sh (the same 50,000 training records).
+set -euo pipefail
+work=${1:-runs/embedded-build}
+steps=${2:-3000}
+seed=${3:-0}
+
+[ -f "$work/data/train.jsonl" ] || llava-cot data synth --out "$work/data" --n 50000 --split train --seed 1
+for format in structured untagged direct; do
+    out="$work/table2/$format-seed$seed"
+    llava-cot train --data "$work/data" --out "$out" --init tiny --format "$format" --max-steps "$steps" \
+        --batch-size 32 --lr 2e-3 --seed "$seed" --save-steps 250 --num-workers 1 --freeze-vision --resume
+    for bench in synth-test synth-hard; do
+        llava-cot eval --model "$out" --bench "$bench" --limit 1000 --batch-size 50 --out "$out/eval-$bench"
+    done
+done
