@@ -14,6 +14,8 @@ seed=${3:-0}
 [ -f "$work/data/train.jsonl" ] || llava-cot data synth --out "$work/data" --n 50000 --split train --seed 1
 for format in structured untagged direct; do
     out="$work/table2/$format-seed$seed"
+    # the structured run at seed 0 is the embedded model's first phase: the same run, reused
+    [ "$format-$seed" = "structured-0" ] && out="$work/model"
     llava-cot train --data "$work/data" --out "$out" --init tiny --format "$format" --max-steps "$steps" \
         --batch-size 32 --lr 2e-3 --seed "$seed" --save-steps 250 --num-workers 1 --freeze-vision --resume
     for bench in synth-test synth-hard; do
