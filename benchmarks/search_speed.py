@@ -84,7 +84,7 @@ def reference_verdict(loaded, image, question, previous, stage, first, second) -
     return float(logp[one] - logp[two])
 
 
-def reference_stage_beam(loaded, image, question, cfg: SearchConfig) -> tuple[str, int]:
+def reference_stage_beam(loaded, image, question, cfg: SearchConfig, orders: str = "both") -> tuple[str, int]:
     text, tokens = "", 0
     for k, stage in enumerate(stages.STAGES):
         cands = []
@@ -99,8 +99,9 @@ def reference_stage_beam(loaded, image, question, cfg: SearchConfig) -> tuple[st
             nxt = []
             for a, b in zip(pool[::2], pool[1::2], strict=False):
                 ta, tb = stage_text(cands[a], stage), stage_text(cands[b], stage)
-                odds = (reference_verdict(loaded, image, question, previous, stage, ta, tb)
-                        - reference_verdict(loaded, image, question, previous, stage, tb, ta))
+                odds = reference_verdict(loaded, image, question, previous, stage, ta, tb)
+                if orders == "both":
+                    odds -= reference_verdict(loaded, image, question, previous, stage, tb, ta)
                 nxt.append(a if odds >= 0 else b)
             pool = nxt + pool[2 * len(nxt):]
         text += cands[pool[0]]
@@ -155,6 +156,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--orders", default="both", choices=["both", "random"],
+                    help="pairwise judge: both orders of each pair, or one random order (both strategies)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     loaded = random_11b(args.device) if args.arch else models.load(args.model, device=args.device, dtype="float32")
@@ -171,11 +174,11 @@ def main() -> None:
             figures["greedy"][0] += t
             figures["greedy"][1] += greedy.tokens_generated
             engine = HFEngine(loaded)
-            ours, t = timed(lambda: run("stage_beam", engine, Prompt(image, question), cfg, PairwiseJudge()))  # noqa: B023
+            ours, t = timed(lambda: run("stage_beam", engine, Prompt(image, question), cfg, PairwiseJudge(args.orders)))  # noqa: B023
             figures["stage_beam"][0] += t
             figures["stage_beam"][1] += ours.tokens_generated
             judge_calls += ours.judge_calls
-            (_, tokens), t = timed(lambda: reference_stage_beam(loaded, image, question, cfg))  # noqa: B023
+            (_, tokens), t = timed(lambda: reference_stage_beam(loaded, image, question, cfg, args.orders))  # noqa: B023
             figures["reference"][0] += t
             figures["reference"][1] += tokens
     for name, (seconds, tokens) in figures.items():
@@ -185,7 +188,7 @@ def main() -> None:
     print(f"stage_beam --beam {args.beam}: {speedup:.1f}x faster than the reference strategy; "
           f"{over:.2f}x the wall time of greedy")
     print(json.dumps({
-        "model": loaded.name, "device": args.device, "beam": args.beam, "questions": len(items),
+        "model": loaded.name, "device": args.device, "beam": args.beam, "questions": len(items), "orders": args.orders,
         "greedy_s": round(figures["greedy"][0], 3), "stage_beam_s": round(figures["stage_beam"][0], 3),
         "reference_s": round(figures["reference"][0], 3), "tokens": {k: v[1] for k, v in figures.items()},
         "judge_calls": judge_calls, "speedup_vs_reference": round(speedup, 2),
