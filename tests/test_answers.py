@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llava_cot import stages
+from llava_cot import answers, stages
 from llava_cot.answers import (
     extract,
     extract_choice,
@@ -417,3 +417,9 @@ def test_long_responses_are_fast():
     start = time.perf_counter()
     extract_choice(text, MPA), extract_number(text), extract_yes_no(text), is_correct(text, "red cube")
     assert time.perf_counter() - start < 2.0
+
+
+def test_a_letter_after_option_is_never_the_article():
+    assert answers.extract_choice("The best match is option A since it fits.", "ABCD") == "A"
+    assert answers.extract_choice("I choose choice (A) because it fits.", "ABCD") == "A"
+    assert answers.extract_choice("A cat sits on the mat, so the answer is B.", "ABCD") == "B"

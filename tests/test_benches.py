@@ -121,8 +121,6 @@ BY_DESIGN = {
     "letter-because": (L, "a letter anywhere counts, not only in the last four words"),
     "letter-explanation": (L, "a letter anywhere counts, not only in the last four words"),
     "option-early": (L, "'option X' names X wherever it stands"),
-    "option-late": ({"A": None}, "the article rule: a capital A before a lower-case word ('option A since')"
-                                 " is read as the article, even after 'option' (a limit of answers.py)"),
     "letter-text-reason": (L, "a leading 'X.' is the answer, however long the text after it"),
     "letter-comma-reason": (L, "a letter anywhere counts, not only in the last four words"),
     "answer-is-article": (L, "'the answer is a cat' is the article 'a' and the option text 'a cat', not A"),

@@ -82,6 +82,7 @@ _LOWER_END = re.compile(r"\s*(?:$|[.,;:!?)\]](?!\w))")  # nothing word-like foll
 _NEXT_WORD = re.compile(r"\s+([A-Za-z]+)")
 _NEGATED = re.compile(r"\bnot\s+(?:(?:option|choice)\s*)?[(\[]?\s*$", re.IGNORECASE)
 _AFTER_NUMBER = re.compile(r"\d\s*$")  # "10 C", "5 V": a unit, not an option
+_AFTER_OPTION = re.compile(r"\b(?:option|choice)\s*[(\[]?\s*$", re.IGNORECASE)  # "option A since": a letter
 _OPTION_CUE = re.compile(r"\b(?:option|choice)\b\s*(?:is\b)?\s*:?\s*", re.IGNORECASE)
 # Words that can follow the letter "A" (or "I") but never the article "a" (or the pronoun "I"):
 # "A is correct", "A or B". Any other lower-case word after a bare "A" makes it the article.
@@ -123,7 +124,7 @@ def _letter_at(text: str, m: re.Match[str], lower_ok: bool) -> str | None:
         return ch.upper() if lower_ok and _LOWER_END.match(text, m.end()) else None
     if _AFTER_NUMBER.search(before):
         return None
-    if ch in "AI":
+    if ch in "AI" and not _AFTER_OPTION.search(before):
         word = _NEXT_WORD.match(text, m.end())
         if word and word.group(1)[0].islower() and word.group(1).lower() not in _LETTER_VERBS:
             return None
