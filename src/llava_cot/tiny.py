@@ -142,11 +142,18 @@ def cell_targets(scene: dict[str, Any], values: dict[str, tuple[str, ...]], grid
 
 
 def pretrain_vision(model: Any, processor: Any, scenes: list[dict[str, Any]], images_root: str,
-                    steps: int = 300, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+                    steps: int = 400, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                     log: Any = None) -> list[float]:
-    """Train the vision tower (and a throw-away linear head) to classify every cell's shape,
-    colour and size. Returns the loss per step. The head is discarded: only the tower's
-    features matter to the language model, through the projector trained later."""
+    """Train the vision tower (and throw-away linear heads) to classify every cell's shape,
+    colour and size, and the cell's own position. Returns the loss per step. The heads are
+    discarded: only the tower's features matter to the language model, through the projector.
+
+    Why the position: trained on attributes alone, the tower becomes translation-invariant and
+    its features lose every trace of where they are (a linear probe reads the cell index at
+    chance, 6%). The language model must then find "row 2, column 1" by counting token
+    positions, and after 1,000 SFT steps it still read the right attributes for only 23% of the
+    objects it placed right. With the position in each feature, a caption's "row r, column c"
+    finds its patch by content. (At lr 3e-3 the joint objective diverged; 1e-3 is stable.)"""
     import random
 
     import torch
@@ -157,7 +164,9 @@ def pretrain_vision(model: Any, processor: Any, scenes: list[dict[str, Any]], im
     tower = model.model.vision_tower
     hidden = tower.config.hidden_size
     heads = torch.nn.ModuleList(torch.nn.Linear(hidden, len(v) + 1) for v in VALUES.values())
-    params = list(tower.parameters()) + list(heads.parameters())
+    where = torch.nn.Linear(hidden, GRID * GRID)  # each patch names its own cell
+    cells = torch.arange(GRID * GRID)
+    params = list(tower.parameters()) + list(heads.parameters()) + list(where.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     rng = random.Random(seed)
     images = [Image.open(f"{images_root}/{s['image']}").convert("RGB") for s in scenes]
@@ -170,6 +179,7 @@ def pretrain_vision(model: Any, processor: Any, scenes: list[dict[str, Any]], im
         feats = tower(pixel_values=pixels[idx]).last_hidden_state[:, 1:]  # drop CLS: [B, cells, H]
         loss = sum(torch.nn.functional.cross_entropy(h(feats).flatten(0, 1), targets[idx, k].flatten())
                    for k, h in enumerate(heads))
+        loss = loss + torch.nn.functional.cross_entropy(where(feats).flatten(0, 1), cells.repeat(len(idx)))
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -77,7 +77,7 @@ class TrainConfig:
     bf16: str = field(default="auto", metadata={
         "help": "bfloat16 mixed precision: auto (where the GPU or CPU computes it natively), on, off",
         "choices": ["auto", "on", "off"]})
-    vision_steps: int = field(default=300, metadata={
+    vision_steps: int = field(default=400, metadata={
         "help": "with --init tiny and a scene-graph file beside the data (DATA_scenes.jsonl, as `data synth` "
                 "writes): steps of the vision phase that first teaches the vision tower each cell's object"})
     freeze_vision: bool = field(default=False, metadata={
