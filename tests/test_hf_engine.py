@@ -10,7 +10,8 @@ from tests import tiny_vlms
 
 from llava_cot import generation, models
 from llava_cot.engines import Prompt, Sampling, load_engine
-from llava_cot.engines.hf import HFEngine, _Detokenizer, _first_stop
+from llava_cot.engines.decoding import Detokenizer, first_stop
+from llava_cot.engines.hf import HFEngine
 from llava_cot.errors import LlavaCotError
 
 ARCHS = ["llava", "mllama", "qwen2_vl"]
@@ -158,17 +159,17 @@ def test_unknown_engine_is_a_user_error():
 
 
 def test_first_stop_finds_the_earliest_end_in_the_new_text():
-    assert _first_stop("abc</S> x", " x", ["</S>"]) is None  # ended before the new piece
-    assert _first_stop("abc</S", "</S", ["</S>"]) is None
-    assert _first_stop("abc</S>", ">", ["</S>"]) == 7  # completed by the new piece
-    assert _first_stop("a. b</S>", ". b</S>", ["</S>", "."]) == 2
+    assert first_stop("abc</S> x", " x", ["</S>"]) is None  # ended before the new piece
+    assert first_stop("abc</S", "</S", ["</S>"]) is None
+    assert first_stop("abc</S>", ">", ["</S>"]) == 7  # completed by the new piece
+    assert first_stop("a. b</S>", ". b</S>", ["</S>", "."]) == 2
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=599), min_size=1, max_size=30))
 def test_incremental_detokenizer_agrees_with_a_full_decode(engines, ids):
     tok = engines["llava"].tokenizer
-    detok = _Detokenizer(tok, [])
+    detok = Detokenizer(tok, [])
     for t in ids:
         detok.add(t)
     full = tok.decode(ids, skip_special_tokens=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 from llava_cot import models
 from llava_cot.engines import Completion, Cost, Prompt, Sampling
+from llava_cot.engines.decoding import Detokenizer, first_stop, pick
 from llava_cot.engines.kv import GrowingLayer, grow_in_place
 
 JUDGE_BATCH = 16  # judge prompts per padded forward pass
@@ -60,42 +61,6 @@ def _fork(cache: Any) -> Any:
     return new
 
 
-class _Detokenizer:
-    """Incremental decoding of one sequence: each new token costs one short decode."""
-
-    def __init__(self, tokenizer: Any, context: Sequence[int]) -> None:
-        self.tok = tokenizer
-        self.ids = list(context)
-        self.prefix = 0
-        self.read = len(self.ids)
-        self.text = ""
-
-    def add(self, token: int) -> str:
-        self.ids.append(token)
-        before = self.tok.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
-        after = self.tok.decode(self.ids[self.prefix:], skip_special_tokens=True)
-        if len(after) <= len(before) or after.endswith("\ufffd"):
-            return ""  # an incomplete character or a special token: nothing to show yet
-        delta = after[len(before):]
-        self.text += delta
-        self.prefix, self.read = self.read, len(self.ids)
-        return delta
-
-    def final(self) -> str:
-        """The whole text, including a last incomplete character held back so far."""
-        before = self.tok.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
-        after = self.tok.decode(self.ids[self.prefix:], skip_special_tokens=True)
-        return self.text + after[len(before):]
-
-
-def _first_stop(text: str, delta: str, stops: Sequence[str]) -> int | None:
-    """End of the earliest stop string that ends inside the newest `delta`, or None."""
-    longest = max(map(len, stops), default=0)
-    start = max(0, len(text) - len(delta) - longest + 1)
-    ends = [i + len(s) for s in stops if (i := text.find(s, start)) >= 0]
-    return min(ends) if ends else None
-
-
 def _on(inputs: Any, device: Any) -> Any:
     """A processor's output on `device` (a plain dict from a processor-like callable included)."""
     from transformers import BatchFeature
@@ -107,20 +72,6 @@ def _image_key(image: Any) -> str:
     if image is None:
         return ""
     return f"{image.size}:{image.mode}:" + hashlib.sha1(image.tobytes()).hexdigest()
-
-
-def _pick(logits: Any, sampling: Sampling, generator: Any) -> Any:
-    import torch
-
-    if sampling.temperature == 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / sampling.temperature, dim=-1)
-    if sampling.top_p < 1:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        drop = sorted_p.cumsum(-1) - sorted_p > sampling.top_p  # keep the smallest set reaching top_p
-        sorted_p[drop] = 0
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 class HFEngine:
@@ -341,13 +292,13 @@ class HFEngine:
         generator = None
         if sampling.seed is not None:
             generator = torch.Generator(device=logits.device).manual_seed(sampling.seed)
-        detoks = [_Detokenizer(self.tokenizer, entry.ids[-_CONTEXT:]) for _ in range(n)]
+        detoks = [Detokenizer(self.tokenizer, entry.ids[-_CONTEXT:]) for _ in range(n)]
         counts, logps = [0] * n, [0.0] * n
         results: list[Completion | None] = [None] * n
         alive = list(range(n))  # original row of each batch row
         self._restore(entry)
         for step in range(sampling.max_new_tokens):
-            tokens = _pick(logits, sampling, generator)
+            tokens = pick(logits, sampling, generator)
             token_logp = torch.log_softmax(logits, -1).gather(-1, tokens[:, None]).squeeze(-1)
             keep = []
             for b, row in enumerate(alive):
@@ -358,7 +309,7 @@ class HFEngine:
                     results[row] = Completion(detoks[row].final(), counts[row], logps[row], "end")
                     continue
                 delta = detoks[row].add(token)
-                end = _first_stop(detoks[row].text, delta, sampling.stop) if delta and sampling.stop else None
+                end = first_stop(detoks[row].text, delta, sampling.stop) if delta and sampling.stop else None
                 if end is not None:
                     results[row] = Completion(detoks[row].text[:end], counts[row], logps[row], "stop")
                     continue
