@@ -294,6 +294,19 @@ def check(cfg: TrainConfig) -> None:
         raise LlavaCotError(f"--out {cfg.out} is a file; give a directory")
 
 
+def hardware(args: Any) -> dict[str, Any]:
+    """What a run trains on: processes, device, GPU name or CPU cores, bf16, torch version."""
+    import platform
+
+    import torch
+
+    info: dict[str, Any] = {"processes": args.world_size, "device": str(args.device), "bf16": bool(args.bf16),
+                            "torch": torch.__version__, "cpu_cores": os.cpu_count(), "cpu": platform.processor()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
 def save(trainer: Any, processor: Any, cfg: TrainConfig) -> None:
     """Write the final model and processor to --out (a LoRA adapter merged in, by default)."""
     out = Path(cfg.out)
@@ -364,6 +377,8 @@ def _train(cfg: TrainConfig, recs: list[Record], images: Path, checkpoint: str |
                       callbacks=[metrics_log(out / "metrics.jsonl", append=bool(checkpoint))])
     if trainer.is_world_process_zero():
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+        with (out / "hardware.jsonl").open("a") as f:  # one line per start or resume, for model cards
+            f.write(json.dumps({"from_checkpoint": checkpoint, **hardware(trainer.args)}) + "\n")
     result = trainer.train(resume_from_checkpoint=checkpoint)
     save(trainer, processor, cfg)
     if trainer.is_world_process_zero():
