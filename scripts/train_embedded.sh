@@ -11,7 +11,7 @@
 # Every step resumes where it stopped when run again with the same WORKDIR.
 set -euo pipefail
 work=${1:-runs/embedded-build}
-steps=${2:-3000}
+steps=${2:-2500}
 judge_steps=${3:-400}
 top=$(cd "$(dirname "$0")/.." && pwd)
 

@@ -52,7 +52,8 @@ def gold(tmp_path_factory) -> list[tuple[dict, dict]]:
 def reasoning_errors(text: str, question: str, objects: list[dict]) -> list[str]:
     """The sentences of a REASONING text that are wrong about these objects (none if correct)."""
     at = {(o["row"], o["col"]): o for o in objects}
-    stem = question.partition("\nOptions:")[0]
+    stem, _, listed = question.partition("\nOptions:\n")
+    options = dict(re.fullmatch(r"([A-D])\. (.+)", line).groups() for line in listed.split("\n") if line)
     errors: list[str] = []
     left, phrase, tally, counts, result = list(objects), None, 0, [0, 0], None
     if m := re.search(r"How many ([a-z ]+) are (?:there|in the image)|(?:Is there an?|Are there any) ([a-z ]+)\?", stem):
@@ -71,14 +72,21 @@ def reasoning_errors(text: str, question: str, objects: list[dict]) -> list[str]
             after = [o for o in left if not _fits(o, phrase)]
             errors += [s] * (nums != [len(left), len(left) - len(after), len(after)])
             left, result = after, len(after)
-        elif m := re.fullmatch(r"The (\w+) (\w+) (\w+) at row (\d), column (\d) (.*)", s):
+        elif m := re.fullmatch(r"The (\w+) (\w+) (\w+) at row (\d), column (\d) \(([a-z, ]+)\) (.*)", s):
             o = at[(int(m[4]), int(m[5]))]
             counts = [c + _fits(o, f) for c, f in zip(counts, compared, strict=False)] or counts
             errors += [s] * ((o["size"], o["colour"], o["shape"]) != m.group(1, 2, 3))
-            errors += [s] * (not _claim_ok(m[6], o, objects, counts))
+            checked = re.findall(r"(\w+) (yes|no)", m[6])  # each value of the filter against the object
+            errors += [s] * any((v in (o["size"], o["colour"], o["shape"])) != (y == "yes") for v, y in checked)
+            errors += [s] * (not _claim_ok(m[7], o, objects, counts))
             if phrase is not None and _fits(o, phrase):
                 tally -= 1
-                errors += [s] * (not m[6].endswith(f"; {tally} left."))
+                errors += [s] * (not m[7].endswith(f"; {tally} left."))
+        elif m := re.fullmatch(r"Checking the options: (.*)\.", s):
+            scan = re.findall(r"([A-D]) is (\w+), (yes|no)", m[1])
+            letter = solve(question, objects)[1]
+            wanted = [(k, v, "yes" if k == letter else "no") for k, v in options.items()]
+            errors += [s] * (scan != wanted[: len(scan)] or scan[-1][2] != "yes")
         elif re.search(r"counted|number of|objects? (?:is|are) left|I found|The answer \d|matches option [A-D], \d", s):
             errors += [s] * (nums != [result])
         elif s.startswith("The final counts are ") or re.fullmatch(r"\d+ [<>=] \d+, so the answer is (Yes|No)\.", s):

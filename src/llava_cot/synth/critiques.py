@@ -95,10 +95,12 @@ def _object_count(rng: random.Random, gold: dict[str, str], rec: Mapping[str, An
 # ---------------------------------------------------------------------------------------------
 # REASONING: the sentences of templates.REASON
 
-_OBJ = r"The (?P<desc>\w+ \w+ \w+) at row (?P<row>\d+), column (?P<col>\d+) "
+_OBJ = r"The (?P<desc>\w+ \w+ \w+) at row (?P<row>\d+), column (?P<col>\d+) (?:\((?P<checks>[a-z, ]+)\) )?"
+_CHECK = re.compile(r"(\w+) (yes|no)")
 # Each decision sentence of templates.REASON: its pattern after the object, and the same
-# sentence with the decision flipped. The flip keeps the template and carries the tally the flip
-# would give, so only the object's attributes (the image) show that the decision is wrong.
+# sentence with the decision flipped. The flip keeps the template, carries the tally the flip
+# would give and rewrites the value checks to agree with it, so only the object's attributes
+# (the image) show that the decision is wrong.
 _DECISIONS = {name: (re.compile(_OBJ + tail), flip) for name, (tail, flip) in {
     "subtract_hit": (r"is a (?P<sg>[a-z ]+), so it is removed; (?P<k>\d+) left\.", "is not a {sg}, so it stays."),
     "subtract_miss": (r"is not a (?P<sg>[a-z ]+), so it stays\.", "is a {sg}, so it is removed; {tally_1} left."),
@@ -137,6 +139,8 @@ def claim_holds(sentence: str, scene: Scene) -> bool | None:
     obj, g = _at(scene, m["row"], m["col"]), m.groupdict()
     if obj.describe() != g["desc"]:
         return False
+    if g["checks"] and any((getattr(obj, _ATTR_OF[v]) == v) != (said == "yes") for v, said in _CHECK.findall(g["checks"])):
+        return False
     if name == "compare_miss":
         return not _holds(obj, g["a"]) and not _holds(obj, g["b"])
     if name == "attribute_hit":
@@ -149,6 +153,22 @@ def sentences(text: str) -> list[str]:
     out = re.split(r"(?<=\.) (?=[A-Z0-9])", text)
     assert " ".join(out) == text
     return out
+
+
+def _flip_checks(rng: random.Random, checks: str, name: str, pick: int) -> str:
+    """Value checks that agree with the flipped decision: a miss becomes all "yes" (for a
+    comparison, the picked class's value), a hit gets one "no" (a comparison, all "no")."""
+    values = [v for v, _ in _CHECK.findall(checks)]
+    if name == "compare_miss":
+        said = [i == pick for i in range(len(values))]  # the checks are (class a, class b)
+    elif name.endswith("_miss"):
+        said = [True] * len(values)
+    elif name == "compare_hit":
+        said = [False] * len(values)
+    else:
+        said = [True] * len(values)
+        said[rng.randrange(len(values))] = False
+    return ", ".join(f"{v} {'yes' if y else 'no'}" for v, y in zip(values, said, strict=True))
 
 
 def _decision(rng: random.Random, gold: dict[str, str], rec: Mapping[str, Any], scene: Scene) -> str | None:
@@ -166,7 +186,8 @@ def _decision(rng: random.Random, gold: dict[str, str], rec: Mapping[str, Any], 
         new = _DECISIONS[name][1].format_map({
             **g, "tally_1": tally - 1, "k_1": k - 1, "k1": k + 1, "attr": attr, "true": getattr(obj, attr),
             "pick": g.get("b" if pick else "a"), "ca1": counts[0] + (not pick), "cb1": counts[1] + pick})
-        flips.append((i, s[: m.end("col") + 1] + new))
+        checks = g["checks"] and f"({_flip_checks(rng, g['checks'], name, pick)}) "
+        flips.append((i, s[: m.end("col") + 1] + (checks or "") + new))
         if name == "subtract_hit":
             tally = k
         elif name == "compare_hit":

@@ -13,8 +13,9 @@ CLEVR-Math and the LLaVA-CoT examples:
     exist      "Is there a green triangle?"                (Yes/No)
     choice     one of count/subtract/attribute with options A-D; the answer is the letter
 
-Every reasoning sentence decides one object next to its attributes and carries the running
-tally, so each step is local enough for a small model to learn. Used by `generate.py`.
+Every reasoning sentence decides one object next to its attributes, after comparing them with
+the filter one value at a time, and carries the running tally, so each step is local enough for
+a small model to learn; a multiple-choice answer is found by going through the options in turn. Used by `generate.py`.
 """
 
 from __future__ import annotations
@@ -63,8 +64,13 @@ def _say(rng: random.Random, table: dict[str, list[str]], key: str, **kw: object
     return rng.choice(table[key]).format(**kw)
 
 
-def _at(obj: Obj) -> dict[str, str]:
-    return {"desc": obj.describe(), "where": obj.where()}
+def checks(obj: Obj, *filters: Filter) -> str:
+    """The object against each value of the filters, in order: "(red yes, square no)"."""
+    return "(" + ", ".join(f"{v} {'yes' if getattr(obj, a) == v else 'no'}" for f in filters for a, v in f) + ")"
+
+
+def _at(obj: Obj, *filters: Filter) -> dict[str, str]:
+    return {"desc": obj.describe(), "where": obj.where(), "checks": checks(obj, *filters)}
 
 
 def _filter(rng: random.Random, objects: Sequence[Obj], kinds: Sequence[tuple[str, ...]], present: float) -> Filter:
@@ -111,7 +117,7 @@ def subtract(rng: random.Random, scene: Scene, steps: tuple[int, int]) -> Questi
         for o in left:
             hit = matches(o, f)
             tally -= hit
-            out.append(_say(rng, T.REASON, "subtract_hit" if hit else "subtract_miss", sg=sg, left=tally, **_at(o)))
+            out.append(_say(rng, T.REASON, "subtract_hit" if hit else "subtract_miss", sg=sg, left=tally, **_at(o, f)))
         left = [o for o in left if not matches(o, f)]
         out.append(_say(rng, T.REASON, "subtract_total", before=before, removed=before - len(left), after=len(left)))
     after = len(left)
@@ -128,7 +134,7 @@ def count(rng: random.Random, scene: Scene, steps: tuple[int, int]) -> Question 
     for o in scene.objects:
         hit = matches(o, f)
         k += hit
-        out.append(_say(rng, T.REASON, "count_hit" if hit else "count_miss", sg=sg, k=k, **_at(o)))
+        out.append(_say(rng, T.REASON, "count_hit" if hit else "count_miss", sg=sg, k=k, **_at(o, f)))
     out.append(_say(rng, T.REASON, "count_end", k=k, pl=pl, noun=sg if k == 1 else pl))
     return Question("count", _say(rng, T.QUESTION, "count", pl=pl), _say(rng, T.PLAN, "count", sg=sg, pl=pl),
                     out, str(k))
@@ -147,14 +153,14 @@ def attribute(rng: random.Random, scene: Scene, steps: tuple[int, int],
         for kind in rng.sample(kinds, len(kinds)):
             ref = tuple((a, getattr(target, a)) for a in kind)
             if sum(matches(o, ref) for o in scene.objects) == 1:
-                return _attribute_question(rng, scene, attr, noun(ref, False), target)
+                return _attribute_question(rng, scene, attr, ref, target)
     return None
 
 
-def _attribute_question(rng: random.Random, scene: Scene, attr: str, ref: str, target: Obj) -> Question:
-    value = getattr(target, attr)
+def _attribute_question(rng: random.Random, scene: Scene, attr: str, f: Filter, target: Obj) -> Question:
+    value, ref = getattr(target, attr), noun(f, False)
     out = [_say(rng, T.REASON, "attribute_hit" if o is target else "attribute_miss",
-                ref=ref, attr=attr, value=value, **_at(o)) for o in scene.objects]
+                ref=ref, attr=attr, value=value, **_at(o, f)) for o in scene.objects]
     article = "a " if attr == "shape" else ""
     out.append(_say(rng, T.REASON, "attribute_end", ref=ref, attr=attr, value=value, article=article))
     return Question("attribute", _say(rng, T.QUESTION, "attribute", attr=attr, ref=ref),
@@ -180,9 +186,9 @@ def compare(rng: random.Random, scene: Scene, steps: tuple[int, int]) -> Questio
         if value in counts:
             counts[value] += 1
             sg = noun(((attr, value),), False)
-            out.append(_say(rng, T.REASON, "compare_hit", sg=sg, a=a, b=b, ca=counts[va], cb=counts[vb], **_at(o)))
+            out.append(_say(rng, T.REASON, "compare_hit", sg=sg, a=a, b=b, ca=counts[va], cb=counts[vb], **_at(o, fa, fb)))
         else:
-            out.append(_say(rng, T.REASON, "compare_miss", a_sg=noun(fa, False), b_sg=noun(fb, False), **_at(o)))
+            out.append(_say(rng, T.REASON, "compare_miss", a_sg=noun(fa, False), b_sg=noun(fb, False), **_at(o, fa, fb)))
     answer = "Yes" if yes else "No"
     op = ">" if ca > cb else "<" if ca < cb else "="
     out.append(_say(rng, T.REASON, "compare_end", a=a, b=b, ca=ca, cb=cb, op=op, answer=answer))
@@ -198,7 +204,7 @@ def exist(rng: random.Random, scene: Scene, steps: tuple[int, int]) -> Question 
         if any(matches(o, f) for o in scene.objects) == want:
             break
     sg, pl = noun(f, False), noun(f, True)
-    out = [_say(rng, T.REASON, "exist_hit" if matches(o, f) else "exist_miss", sg=sg, **_at(o)) for o in scene.objects]
+    out = [_say(rng, T.REASON, "exist_hit" if matches(o, f) else "exist_miss", sg=sg, **_at(o, f)) for o in scene.objects]
     k = sum(matches(o, f) for o in scene.objects)
     out.append(_say(rng, T.REASON, "exist_yes", k=k, noun=sg if k == 1 else pl) if k else _say(rng, T.REASON, "exist_no", sg=sg))
     return Question("exist", _say(rng, T.QUESTION, "exist", sg=sg, pl=pl), _say(rng, T.PLAN, "exist", sg=sg),
@@ -225,7 +231,9 @@ def choice(rng: random.Random, scene: Scene, steps: tuple[int, int]) -> Question
     letter = LETTERS[values.index(q.answer)]
     text = "\n".join([q.text, T.OPTIONS_HEADER, *(f"{k}. {v}" for k, v in options.items())])
     plan = q.plan + " " + rng.choice(T.PLAN["choice"])
-    steps_out = [*q.steps, _say(rng, T.REASON, "choice_end", value=q.answer, letter=letter)]
+    scan = "; ".join(f"{k} is {v}, {'yes' if v == q.answer else 'no'}" for k, v in options.items() if k <= letter)
+    steps_out = [*q.steps, _say(rng, T.REASON, "choice_scan", checks=scan),
+                 _say(rng, T.REASON, "choice_end", value=q.answer, letter=letter)]
     return Question("choice", text, plan, steps_out, letter, kind="letter", options=options, base=q.family)
 
 

@@ -4,7 +4,8 @@ Only data lives here; `questions.py` picks one template of each list with the se
 fills it with `str.format`. A few variants per slot give the text some variety, while every
 variant keeps the same structure so that a tiny model can still learn it. Placeholders:
 {sg}/{pl} a filter as a singular/plural noun phrase ("red square"/"red squares"), {desc} an
-object ("small red square"), {where} its cell ("row 1, column 2"), {n}/{k} numbers.
+object ("small red square"), {where} its cell ("row 1, column 2"), {checks} the object against each value a decision
+tests ("(red yes, square no)"), {n}/{k} numbers.
 Not run directly.
 """
 
@@ -74,28 +75,31 @@ CAPTION_LINE = [
 ]
 
 # ---------------------------------------------------------------------------------------------
-# REASONING: one sentence per object decision, with the running tally in it
+# REASONING: one sentence per object decision, with the running tally in it. The decision comes
+# after {checks}, which compares the object with the filter one value at a time, so that each
+# word the model writes needs one comparison only (a tiny model fails on the whole conjunction).
 
 REASON = {
     "subtract_open": ["I start with {n} objects.", "There are {n} objects to begin with."],
     "subtract_step": ["Step {i}: subtract all {pl}."],
-    "subtract_hit": ["The {desc} at {where} is a {sg}, so it is removed; {left} left."],
-    "subtract_miss": ["The {desc} at {where} is not a {sg}, so it stays."],
+    "subtract_hit": ["The {desc} at {where} {checks} is a {sg}, so it is removed; {left} left."],
+    "subtract_miss": ["The {desc} at {where} {checks} is not a {sg}, so it stays."],
     "subtract_total": ["{before} - {removed} = {after}."],
     "subtract_end": ["So {objs} {be} left.", "After the subtractions, the number of objects left is {after}."],
     "count_open": ["I check each object in reading order.", "I go through the objects row by row."],
-    "count_hit": ["The {desc} at {where} is a {sg}, so the count is {k}."],
-    "count_miss": ["The {desc} at {where} is not a {sg}, so the count stays at {k}."],
+    "count_hit": ["The {desc} at {where} {checks} is a {sg}, so the count is {k}."],
+    "count_miss": ["The {desc} at {where} {checks} is not a {sg}, so the count stays at {k}."],
     "count_end": ["In total I counted {k} {noun}.", "So the number of {pl} is {k}."],
-    "attribute_hit": ["The {desc} at {where} is the {ref}; its {attr} is {value}."],
-    "attribute_miss": ["The {desc} at {where} is not the {ref}."],
+    "attribute_hit": ["The {desc} at {where} {checks} is the {ref}; its {attr} is {value}."],
+    "attribute_miss": ["The {desc} at {where} {checks} is not the {ref}."],
     "attribute_end": ["So the {ref} is {article}{value}.", "Therefore the {attr} of the {ref} is {value}."],
-    "compare_hit": ["The {desc} at {where} is a {sg}; {a}: {ca}, {b}: {cb}."],
-    "compare_miss": ["The {desc} at {where} is neither a {a_sg} nor a {b_sg}."],
+    "compare_hit": ["The {desc} at {where} {checks} is a {sg}; {a}: {ca}, {b}: {cb}."],
+    "compare_miss": ["The {desc} at {where} {checks} is neither a {a_sg} nor a {b_sg}."],
     "compare_end": ["The final counts are {a}: {ca} and {b}: {cb}. {ca} {op} {cb}, so the answer is {answer}."],
-    "exist_hit": ["The {desc} at {where} is a {sg}."],
-    "exist_miss": ["The {desc} at {where} is not a {sg}."],
+    "exist_hit": ["The {desc} at {where} {checks} is a {sg}."],
+    "exist_miss": ["The {desc} at {where} {checks} is not a {sg}."],
     "exist_yes": ["I found {k} {noun}, so the answer is Yes."],
     "exist_no": ["None of the objects is a {sg}, so the answer is No."],
+    "choice_scan": ["Checking the options: {checks}."],  # "A is 3, no; B is 1, yes", up to the match
     "choice_end": ["The answer {value} is option {letter}.", "This matches option {letter}, {value}."],
 }
