@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from llava_cot import stages
 
 LABELS = set(stages.STAGES)
@@ -70,7 +72,7 @@ def main() -> None:
     print(f"cold start costs {total - base:.2f} s; cold / warm = {total / base:.2f}x")
     print(json.dumps({"cold_first_text_s": round(first, 3), "cold_total_s": round(total, 3),
                       "warm_total_s": round(base, 3), "ratio": round(total / base, 2), "runs": args.runs,
-                      "torch_threads": __import__("torch").get_num_threads()}))
+                      "torch_threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

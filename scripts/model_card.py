@@ -8,6 +8,7 @@ file those commands wrote, none typed by hand.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -35,10 +36,22 @@ def training(run: Path) -> str:
             f"{seconds / 60:.0f} minutes{where}, final loss {last['loss']:.3f}")
 
 
+def parameters(run: Path) -> str:
+    """The parameter count of a run's saved weights, read from the safetensors header."""
+    from safetensors import safe_open
+
+    path = run / "model.safetensors"
+    if not path.is_file():
+        return "tiny"
+    with safe_open(str(path), "pt") as f:
+        n = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118 (a safe_open handle, not a dict)
+    return f"{n / 1e6:.1f}M-parameter"
+
+
 def main() -> None:
     work = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/embedded-build")
     out = ["# Embedded model card: llava-cot tiny", "",
-           "The default model of `llava-cot ask`: a tiny Llava (CLIP vision tower 2 x 128, 64 px images in 16 px",
+           f"The default model of `llava-cot ask`: a {parameters(work / 'judge')} Llava (CLIP vision tower 2 x 128, 64 px images in 16 px",
            "patches; Llama text model 6 x 192; byte-level BPE vocabulary trained on the data) built from scratch",
            "on the synthetic world by this project, and trained to judge and verify its own stages.", "",
            "## Reproduce (seeded)", "", f"    bash scripts/train_embedded.sh {work}", "",

@@ -96,7 +96,7 @@ def main() -> None:
            "The paper's three claims that a laptop can test, on the synthetic world (`llava_cot.synth`):",
            "structured training beats untagged and direct training (Table 2), stage-level beam search",
            "improves on no search (Table 4), and beats best-of-N and sentence-level beam search at",
-           "comparable cost (Table 6). The model is the 3.3M-parameter embedded model, not an 11B one, and",
+           "comparable cost (Table 6). The model is the embedded one (its card gives its size), not an 11B one, and",
            "the benchmark is synthetic, so our figures test the direction of each claim, not its size.",
            "Every figure of ours below comes from the commands given with its table; this page itself is",
            "written by", "", f"    python scripts/reproduction.py {build} {search_dir} > docs/reproduction.md", "",

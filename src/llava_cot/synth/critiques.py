@@ -95,7 +95,7 @@ def _object_count(rng: random.Random, gold: dict[str, str], rec: Mapping[str, An
 # ---------------------------------------------------------------------------------------------
 # REASONING: the sentences of templates.REASON
 
-_OBJ = r"The (?P<desc>\w+ \w+ \w+) at row (?P<row>\d+), column (?P<col>\d+) (?:\((?P<checks>[a-z, ]+)\) )?"
+_OBJ = r"The (?P<desc>\w+ \w+ \w+) at row (?P<row>\d+), column (?P<col>\d+) \((?P<checks>[a-z, ]+)\) "
 _CHECK = re.compile(r"(\w+) (yes|no)")
 # Each decision sentence of templates.REASON: its pattern after the object, and the same
 # sentence with the decision flipped. The flip keeps the template, carries the tally the flip
@@ -139,7 +139,7 @@ def claim_holds(sentence: str, scene: Scene) -> bool | None:
     obj, g = _at(scene, m["row"], m["col"]), m.groupdict()
     if obj.describe() != g["desc"]:
         return False
-    if g["checks"] and any((getattr(obj, _ATTR_OF[v]) == v) != (said == "yes") for v, said in _CHECK.findall(g["checks"])):
+    if any((getattr(obj, _ATTR_OF[v]) == v) != (said == "yes") for v, said in _CHECK.findall(g["checks"])):
         return False
     if name == "compare_miss":
         return not _holds(obj, g["a"]) and not _holds(obj, g["b"])
@@ -186,8 +186,7 @@ def _decision(rng: random.Random, gold: dict[str, str], rec: Mapping[str, Any], 
         new = _DECISIONS[name][1].format_map({
             **g, "tally_1": tally - 1, "k_1": k - 1, "k1": k + 1, "attr": attr, "true": getattr(obj, attr),
             "pick": g.get("b" if pick else "a"), "ca1": counts[0] + (not pick), "cb1": counts[1] + pick})
-        checks = g["checks"] and f"({_flip_checks(rng, g['checks'], name, pick)}) "
-        flips.append((i, s[: m.end("col") + 1] + (checks or "") + new))
+        flips.append((i, s[: m.end("col") + 1] + f"({_flip_checks(rng, g['checks'], name, pick)}) " + new))
         if name == "subtract_hit":
             tally = k
         elif name == "compare_hit":

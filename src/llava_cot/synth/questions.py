@@ -15,7 +15,8 @@ CLEVR-Math and the LLaVA-CoT examples:
 
 Every reasoning sentence decides one object next to its attributes, after comparing them with
 the filter one value at a time, and carries the running tally, so each step is local enough for
-a small model to learn; a multiple-choice answer is found by going through the options in turn. Used by `generate.py`.
+a small model to learn; a multiple-choice answer is found by going through the options in turn.
+Used by `generate.py`.
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def choice(rng: random.Random, scene: Scene, steps: tuple[int, int]) -> Question
     text = "\n".join([q.text, T.OPTIONS_HEADER, *(f"{k}. {v}" for k, v in options.items())])
     plan = q.plan + " " + rng.choice(T.PLAN["choice"])
     scan = "; ".join(f"{k} is {v}, {'yes' if v == q.answer else 'no'}" for k, v in options.items() if k <= letter)
-    steps_out = [*q.steps, _say(rng, T.REASON, "choice_scan", checks=scan),
+    steps_out = [*q.steps, _say(rng, T.REASON, "choice_scan", scan=scan),
                  _say(rng, T.REASON, "choice_end", value=q.answer, letter=letter)]
     return Question("choice", text, plan, steps_out, letter, kind="letter", options=options, base=q.family)
 

@@ -4,8 +4,8 @@ Only data lives here; `questions.py` picks one template of each list with the se
 fills it with `str.format`. A few variants per slot give the text some variety, while every
 variant keeps the same structure so that a tiny model can still learn it. Placeholders:
 {sg}/{pl} a filter as a singular/plural noun phrase ("red square"/"red squares"), {desc} an
-object ("small red square"), {where} its cell ("row 1, column 2"), {checks} the object against each value a decision
-tests ("(red yes, square no)"), {n}/{k} numbers.
+object ("small red square"), {where} its cell ("row 1, column 2"), {checks} the object against
+each value a decision tests ("(red yes, square no)"), {n}/{k} numbers.
 Not run directly.
 """
 
@@ -100,6 +100,6 @@ REASON = {
     "exist_miss": ["The {desc} at {where} {checks} is not a {sg}."],
     "exist_yes": ["I found {k} {noun}, so the answer is Yes."],
     "exist_no": ["None of the objects is a {sg}, so the answer is No."],
-    "choice_scan": ["Checking the options: {checks}."],  # "A is 3, no; B is 1, yes", up to the match
+    "choice_scan": ["Checking the options: {scan}."],  # "A is 3, no; B is 1, yes", up to the match
     "choice_end": ["The answer {value} is option {letter}.", "This matches option {letter}, {value}."],
 }
