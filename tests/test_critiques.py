@@ -23,7 +23,7 @@ from llava_cot.synth import critiques, templates
 from llava_cot.synth.generate import SynthConfig, generate
 from test_synth import _fits, _phrase, solve
 
-SENTENCE = re.compile(r"(?<=\.) (?=[A-Z0-9])")
+SENTENCE = re.compile(r"(?<=\.)(?<![:;] [A-D]\.) (?=[A-Z0-9])")  # "A. 3, no; B. 1" is one sentence
 LINE = re.compile(r"(?:Row|At row) (\d), column (\d)(?::| there is) a (\w+) (\w+) (\w+)\.")
 
 
@@ -83,14 +83,22 @@ def reasoning_errors(text: str, question: str, objects: list[dict]) -> list[str]
                 tally -= 1
                 errors += [s] * (not m[7].endswith(f"; {tally} left."))
         elif m := re.fullmatch(r"Checking the options: (.*)\.", s):
-            scan = re.findall(r"([A-D]) is (\w+), (yes|no)", m[1])
+            scan = re.findall(r"([A-D])\. (\w+), (yes|no)", m[1])
             letter = solve(question, objects)[1]
             wanted = [(k, v, "yes" if k == letter else "no") for k, v in options.items()]
             errors += [s] * (scan != wanted[: len(scan)] or scan[-1][2] != "yes")
         elif re.search(r"counted|number of|objects? (?:is|are) left|I found|The answer \d|matches option [A-D], \d", s):
             errors += [s] * (nums != [result])
-        elif s.startswith("The final counts are ") or re.fullmatch(r"\d+ [<>=] \d+, so the answer is (Yes|No)\.", s):
+            errors += [s] * (s.startswith("I found") and not s.endswith("so the answer is Yes."))
+        elif s.startswith("The final counts are "):
             errors += [s] * (nums != counts)
+        elif m := re.fullmatch(r"(More|Fewer) [a-z ]+ than [a-z ]+ means \d+ ([<>]) \d+, which is (true|false), "
+                               r"so the answer is (Yes|No)\.", s):
+            asked = "More" if re.search(r"\b(?:more|greater)\b", stem) else "Fewer"
+            holds = counts[0] > counts[1] if asked == "More" else counts[0] < counts[1]
+            said = (m[1], m[2], m[3], m[4])
+            errors += [s] * (nums != counts or said != (asked, ">" if asked == "More" else "<",
+                                                         "true" if holds else "false", "Yes" if holds else "No"))
     return errors
 
 

@@ -148,9 +148,13 @@ def claim_holds(sentence: str, scene: Scene) -> bool | None:
     return _holds(obj, g.get("sg") or g["ref"]) == name.endswith("_hit")
 
 
+# A sentence ends at ". " before a capital or a digit, except inside an option scan ("A. 3, no; B. 1").
+SENTENCE = re.compile(r"(?<=\.)(?<![:;] [A-D]\.) (?=[A-Z0-9])")
+
+
 def sentences(text: str) -> list[str]:
     """REASONING split into the template sentences it was joined from."""
-    out = re.split(r"(?<=\.) (?=[A-Z0-9])", text)
+    out = SENTENCE.split(text)
     assert " ".join(out) == text
     return out
 

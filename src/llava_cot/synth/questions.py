@@ -190,9 +190,9 @@ def compare(rng: random.Random, scene: Scene, steps: tuple[int, int]) -> Questio
             out.append(_say(rng, T.REASON, "compare_hit", sg=sg, a=a, b=b, ca=counts[va], cb=counts[vb], **_at(o, fa, fb)))
         else:
             out.append(_say(rng, T.REASON, "compare_miss", a_sg=noun(fa, False), b_sg=noun(fb, False), **_at(o, fa, fb)))
-    answer = "Yes" if yes else "No"
-    op = ">" if ca > cb else "<" if ca < cb else "="
-    out.append(_say(rng, T.REASON, "compare_end", a=a, b=b, ca=ca, cb=cb, op=op, answer=answer))
+    answer, op = "Yes" if yes else "No", ">" if relation == "more" else "<"
+    out.append(_say(rng, T.REASON, "compare_end", a=a, b=b, ca=ca, cb=cb, op=op, relation=relation.capitalize(),
+                    truth="true" if yes else "false", answer=answer))
     return Question("compare", _say(rng, T.QUESTION, relation, a=a, b=b), _say(rng, T.PLAN, "compare", a=a, b=b),
                     out, answer, kind="yesno")
 
@@ -232,7 +232,7 @@ def choice(rng: random.Random, scene: Scene, steps: tuple[int, int]) -> Question
     letter = LETTERS[values.index(q.answer)]
     text = "\n".join([q.text, T.OPTIONS_HEADER, *(f"{k}. {v}" for k, v in options.items())])
     plan = q.plan + " " + rng.choice(T.PLAN["choice"])
-    scan = "; ".join(f"{k} is {v}, {'yes' if v == q.answer else 'no'}" for k, v in options.items() if k <= letter)
+    scan = "; ".join(f"{k}. {v}, {'yes' if v == q.answer else 'no'}" for k, v in options.items() if k <= letter)
     steps_out = [*q.steps, _say(rng, T.REASON, "choice_scan", scan=scan),
                  _say(rng, T.REASON, "choice_end", value=q.answer, letter=letter)]
     return Question("choice", text, plan, steps_out, letter, kind="letter", options=options, base=q.family)

@@ -95,11 +95,13 @@ REASON = {
     "attribute_end": ["So the {ref} is {article}{value}.", "Therefore the {attr} of the {ref} is {value}."],
     "compare_hit": ["The {desc} at {where} {checks} is a {sg}; {a}: {ca}, {b}: {cb}."],
     "compare_miss": ["The {desc} at {where} {checks} is neither a {a_sg} nor a {b_sg}."],
-    "compare_end": ["The final counts are {a}: {ca} and {b}: {cb}. {ca} {op} {cb}, so the answer is {answer}."],
+    # The relation asked is restated next to the numbers, so the last step is one comparison.
+    "compare_end": ["The final counts are {a}: {ca} and {b}: {cb}. "
+                    "{relation} {a} than {b} means {ca} {op} {cb}, which is {truth}, so the answer is {answer}."],
     "exist_hit": ["The {desc} at {where} {checks} is a {sg}."],
     "exist_miss": ["The {desc} at {where} {checks} is not a {sg}."],
     "exist_yes": ["I found {k} {noun}, so the answer is Yes."],
     "exist_no": ["None of the objects is a {sg}, so the answer is No."],
-    "choice_scan": ["Checking the options: {scan}."],  # "A is 3, no; B is 1, yes", up to the match
+    "choice_scan": ["Checking the options: {scan}."],  # "A. 3, no; B. 1, yes": the question's own form
     "choice_end": ["The answer {value} is option {letter}.", "This matches option {letter}, {value}."],
 }
