@@ -11,8 +11,8 @@
 # Every step resumes where it stopped when run again with the same WORKDIR.
 set -euo pipefail
 work=${1:-runs/embedded-build}
-steps=${2:-2200}
-judge_steps=${3:-800}
+steps=${2:-1500}
+judge_steps=${3:-400}
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 [ -f "$work/data/train.jsonl" ] || llava-cot data synth --out "$work/data" --n 50000 --split train --seed 1
