@@ -50,11 +50,15 @@ def parameters(run: Path) -> str:
 
 def main() -> None:
     work = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/embedded-build")
+    commit = (work / "commit").read_text().strip() if (work / "commit").is_file() else ""
+    checkout = f"git checkout {commit.removesuffix('-dirty')} && " if commit else ""  # the data generator changes
     out = ["# Embedded model card: llava-cot tiny", "",
            f"The default model of `llava-cot ask`: a {parameters(work / 'judge')} Llava (CLIP vision tower 2 x 128, 64 px images in 16 px",
            "patches; Llama text model 6 x 192; byte-level BPE vocabulary trained on the data) built from scratch",
            "on the synthetic world by this project, and trained to judge and verify its own stages.", "",
-           "## Reproduce (seeded)", "", f"    bash scripts/train_embedded.sh {work}", "",
+           "## Reproduce (seeded)", "", f"    {checkout}bash scripts/train_embedded.sh {work}", "",
+           *(["Built with uncommitted changes on top of that commit: it may not reproduce exactly.", ""]
+             if commit.endswith("-dirty") else []),
            f"- Phase 1 (four-stage answers, vision phase first): {training(work / 'model')}.",
            f"- Phase 2 (four-stage answers mixed with judge and verifier items): {training(work / 'judge')}.", ""]
     calibration = load(work / "judge" / "search.json")

@@ -17,7 +17,7 @@ for bench in synth-test synth-hard; do
         for beam in 2 4; do
             out="$work/$bench/$search-$beam"
             llava-cot eval --model "$model" --bench "$bench" --limit "$limit" --search "$search" --beam "$beam" --out "$out"
-                done
+        done
     done
 done
 for bench in synth-test synth-hard; do

@@ -8,7 +8,7 @@
 # WORKDIR/data is shared with scripts/train_embedded.sh (the same 50,000 training records).
 set -euo pipefail
 work=${1:-runs/embedded-build}
-steps=${2:-1500}
+steps=${2:-2500}
 seed=${3:-0}
 
 [ -f "$work/data/train.jsonl" ] || llava-cot data synth --out "$work/data" --n 50000 --split train --seed 1

@@ -11,9 +11,12 @@
 # Every step resumes where it stopped when run again with the same WORKDIR.
 set -euo pipefail
 work=${1:-runs/embedded-build}
-steps=${2:-1500}
+steps=${2:-2500}
 judge_steps=${3:-400}
 top=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$work"
+# The commit the run was built from, for the model card ("-dirty": uncommitted changes were present).
+[ -s "$work/commit" ] || git -C "$top" describe --always --dirty --abbrev=7 > "$work/commit" 2>/dev/null || rm -f "$work/commit"
 
 [ -f "$work/data/train.jsonl" ] || llava-cot data synth --out "$work/data" --n 50000 --split train --seed 1
 llava-cot train --data "$work/data" --out "$work/model" --init tiny --max-steps "$steps" \
