@@ -23,7 +23,7 @@ from llava_cot.synth import critiques, templates
 from llava_cot.synth.generate import SynthConfig, generate
 from test_synth import _fits, _phrase, solve
 
-SENTENCE = re.compile(r"(?<=\.)(?<![:;] [A-D]\.) (?=[A-Z0-9])")  # "A. 3, no; B. 1" is one sentence
+SENTENCE = re.compile(r"(?<=\.)(?<!\n[A-D]\.) (?=[A-Z0-9])")  # "options:\nA. 3, no\nB. 1, yes." is one sentence
 LINE = re.compile(r"(?:Row|At row) (\d), column (\d)(?::| there is) a (\w+) (\w+) (\w+)\.")
 
 
@@ -82,7 +82,7 @@ def reasoning_errors(text: str, question: str, objects: list[dict]) -> list[str]
             if phrase is not None and _fits(o, phrase):
                 tally -= 1
                 errors += [s] * (not m[7].endswith(f"; {tally} left."))
-        elif m := re.fullmatch(r"Checking the options: (.*)\.", s):
+        elif m := re.fullmatch(r"Checking the options:\n(.*)\.", s, re.DOTALL):
             scan = re.findall(r"([A-D])\. (\w+), (yes|no)", m[1])
             letter = solve(question, objects)[1]
             wanted = [(k, v, "yes" if k == letter else "no") for k, v in options.items()]

@@ -148,8 +148,8 @@ def claim_holds(sentence: str, scene: Scene) -> bool | None:
     return _holds(obj, g.get("sg") or g["ref"]) == name.endswith("_hit")
 
 
-# A sentence ends at ". " before a capital or a digit, except inside an option scan ("A. 3, no; B. 1").
-SENTENCE = re.compile(r"(?<=\.)(?<![:;] [A-D]\.) (?=[A-Z0-9])")
+# A sentence ends at ". " before a capital or a digit, except inside an option scan ("\nA. 3, no").
+SENTENCE = re.compile(r"(?<=\.)(?<!\n[A-D]\.) (?=[A-Z0-9])")
 
 
 def sentences(text: str) -> list[str]:

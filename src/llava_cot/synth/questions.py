@@ -232,7 +232,9 @@ def choice(rng: random.Random, scene: Scene, steps: tuple[int, int]) -> Question
     letter = LETTERS[values.index(q.answer)]
     text = "\n".join([q.text, T.OPTIONS_HEADER, *(f"{k}. {v}" for k, v in options.items())])
     plan = q.plan + " " + rng.choice(T.PLAN["choice"])
-    scan = "; ".join(f"{k}. {v}, {'yes' if v == q.answer else 'no'}" for k, v in options.items() if k <= letter)
+    # One option a line, as the question lists them: the letter is then the same token in both
+    # places (a byte-level BPE reads "\nA" and " A" as different tokens), so the copy is exact.
+    scan = "\n".join(f"{k}. {v}, {'yes' if v == q.answer else 'no'}" for k, v in options.items() if k <= letter)
     steps_out = [*q.steps, _say(rng, T.REASON, "choice_scan", scan=scan),
                  _say(rng, T.REASON, "choice_end", value=q.answer, letter=letter)]
     return Question("choice", text, plan, steps_out, letter, kind="letter", options=options, base=q.family)

@@ -102,6 +102,6 @@ REASON = {
     "exist_miss": ["The {desc} at {where} {checks} is not a {sg}."],
     "exist_yes": ["I found {k} {noun}, so the answer is Yes."],
     "exist_no": ["None of the objects is a {sg}, so the answer is No."],
-    "choice_scan": ["Checking the options: {scan}."],  # "A. 3, no; B. 1, yes": the question's own form
+    "choice_scan": ["Checking the options:\n{scan}."],  # "A. 3, no\nB. 1, yes": the question's own form
     "choice_end": ["The answer {value} is option {letter}.", "This matches option {letter}, {value}."],
 }
