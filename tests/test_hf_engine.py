@@ -176,3 +176,48 @@ def test_incremental_detokenizer_agrees_with_a_full_decode(engines, ids):
     assert detok.final() == full
     if not full.endswith("\ufffd"):
         assert detok.text == full
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_samples_read_one_copy_of_the_prompt(engines, arch):
+    """N samples of one prompt attend to a single copy of its keys and values (engines/cascade.py)
+    and sample exactly what N copies sample, on every architecture."""
+    engine, prompt = engines[arch], Prompt(picture("blue"), "Describe the image.")
+    sampling = Sampling(n=3, temperature=1.0, seed=5, max_new_tokens=10)
+    engine.model._llava_cot_cascade = None  # checked afresh against the plain path
+    shared = engine.generate([prompt], sampling)
+    assert engine.model._llava_cot_cascade is True
+    engine.model._llava_cot_cascade = False
+    try:
+        plain = engine.generate([prompt], sampling)
+    finally:
+        engine.model._llava_cot_cascade = True
+    assert [(c.text, c.tokens) for c in shared[0]] == [(c.text, c.tokens) for c in plain[0]]
+    assert [c.logprob for c in shared[0]] == pytest.approx([c.logprob for c in plain[0]], abs=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 4), kv_heads=st.sampled_from([1, 2]), group=st.sampled_from([1, 3]),
+       prefix=st.integers(1, 9), own=st.integers(0, 5), masked=st.booleans())
+def test_shared_prefix_attention_equals_attention_over_copies(rows, kv_heads, group, prefix, own, masked):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from llava_cot.engines import cascade
+
+    torch.manual_seed(rows * 100 + prefix * 10 + own)
+    dim, heads = 8, kv_heads * group
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = group, True
+    query = torch.randn(rows, heads, 1, dim)
+    pk, pv = torch.randn(1, kv_heads, prefix, dim), torch.randn(1, kv_heads, prefix, dim)
+    k, v = torch.randn(rows, kv_heads, own + 1, dim), torch.randn(rows, kv_heads, own + 1, dim)
+    mask = None
+    if masked:  # some rows may not see some prefix positions (left padding, say)
+        mask = torch.ones(rows, 1, 1, prefix + own + 1, dtype=torch.bool)
+        mask[0, ..., 0] = prefix == 1  # never mask a row's only key
+    full_k, full_v = torch.cat([pk.expand(rows, -1, -1, -1), k], 2), torch.cat([pv.expand(rows, -1, -1, -1), v], 2)
+    want, _ = sdpa_attention_forward(module, query, full_k, full_v, mask, scaling=0.3)
+    setattr(k, cascade._PREFIX, (pk, pv))
+    got, _ = cascade.attention(module, query, k, v, mask, scaling=0.3)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-5)

@@ -6,8 +6,9 @@
 Why its own loop rather than `model.generate`: a search asks many times for N continuations of
 one prompt whose prefix only grows. Here
 
-- the prompt (image included) is encoded once, and its keys and values are then copied N ways
-  (`batch_repeat_interleave`) instead of encoding the prompt N times;
+- the prompt (image included) is encoded once, and the N samples attend to that one copy of its
+  keys and values (shared-prefix attention, `engines/cascade.py`) instead of encoding the
+  prompt N times or copying its cache N ways;
 - prompts are kept in a small prefix cache keyed by their token ids and image: a later prompt that
   extends a cached one (the next stage, a judge's second choice) runs only its new tokens;
 - stop strings are found incrementally: each step decodes only the new token of each sequence
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llava_cot import models
-from llava_cot.engines import Completion, Cost, Prompt, Sampling
+from llava_cot.engines import Completion, Cost, Prompt, Sampling, cascade
 from llava_cot.engines.decoding import Detokenizer, first_stop, pick
 from llava_cot.engines.kv import GrowingLayer, grow_in_place
 
@@ -94,6 +95,10 @@ class HFEngine:
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         self.eos = set(eos) | ({self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set())
+        # shared-prefix attention for N samples of one prompt (engines/cascade.py): checked
+        # against the plain path on the model's first sampling step, then remembered on the model
+        if not cascade.enable(self.model):
+            self.model._llava_cot_cascade = False
 
     @property
     def model_dir(self) -> str | None:
@@ -285,9 +290,11 @@ class HFEngine:
 
         device = self.loaded.device
         n, length = sampling.n, len(entry.ids)
-        cache = _fork(entry.cache)
-        if n > 1:
+        cache, shared = _fork(entry.cache), False
+        if n > 1 and getattr(self.model, "_llava_cot_cascade", None) is False:
             cache.batch_repeat_interleave(n)
+        elif n > 1:
+            shared = cascade.split(cache, n, length)
         logits = entry.logits.unsqueeze(0).expand(n, -1)
         generator = None
         if sampling.seed is not None:
@@ -330,7 +337,24 @@ class HFEngine:
                 extra["cross_attention_mask"] = entry.xmask.expand(len(alive), 1, *entry.xmask.shape[2:])
             out = self.model(input_ids=tokens[:, None], past_key_values=cache, use_cache=True,
                              cache_position=torch.tensor([length], device=device), **extra)
+            if shared and getattr(self.model, "_llava_cot_cascade", None) is None:
+                cache, out = self._check_cascade(entry, tokens, length, extra, cache, out)
             self.cost.forward_passes += 1
             length += 1
             logits = out.logits[:, -1].float()
         return [r for r in results if r is not None]
+
+    def _check_cascade(self, entry: _Entry, tokens: Any, length: int, extra: dict[str, Any],
+                       cache: Any, out: Any) -> tuple[Any, Any]:
+        """The first shared-prefix step of this model, run again the plain way: if the logits
+        disagree (a model whose attention code does not fit), the plain cache and output carry
+        on and shared-prefix attention is off for this model."""
+        import torch
+
+        plain = _fork(entry.cache)
+        plain.batch_repeat_interleave(len(tokens))
+        check = self.model(input_ids=tokens[:, None], past_key_values=plain, use_cache=True,
+                           cache_position=torch.tensor([length], device=self.loaded.device), **extra)
+        ok = cascade.agree(out.logits[:, -1], check.logits[:, -1])
+        self.model._llava_cot_cascade = ok
+        return (cache, out) if ok else (plain, check)
