@@ -9,8 +9,9 @@ stages), finds stop strings incrementally, and judges each knockout round in one
 
 Both run the same search tree (stage_beam: 4 stages x --beam candidates, a pairwise knockout with
 both orders per stage), with the same per-stage token budget, sampling temperature and seeds per
-question, on the same model (default: the embedded one), one thread, after one untimed round. Prints the wall times, the
-ratio, and our stage_beam over our greedy; the last line is one JSON object of the figures.
+question, on the same model (default: the embedded one), one thread. After one untimed round,
+--repeats rounds are timed and the median round of each strategy is reported. Prints the wall
+times, the ratio, and our stage_beam over our greedy; the last line is one JSON object of the figures.
 
     python benchmarks/search_speed.py [--beam 4] [--questions 3] [--model DIR] [--device cpu]
     python benchmarks/search_speed.py --arch llama-3.2-11b-vision --device cuda --stage-tokens 64
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -156,6 +158,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3, help="timed rounds over the questions; the median is reported")
     ap.add_argument("--orders", default="both", choices=["both", "random"],
                     help="pairwise judge: both orders of each pair, or one random order (both strategies)")
     args = ap.parse_args()
@@ -165,7 +168,7 @@ def main() -> None:
     items = [(models.open_image(examples / f), q) for f, q in QUESTIONS[: args.questions]]
     cfg = SearchConfig(beam=args.beam, temperature=args.temperature, step_tokens=args.stage_tokens,
                        max_new_tokens=4 * args.stage_tokens)
-    figures = {"greedy": [0.0, 0], "stage_beam": [0.0, 0], "reference": [0.0, 0]}
+    rounds: list[dict[str, list[float]]] = []  # per timed round: {strategy: [seconds, tokens]}
     judge_calls = 0
     with torch.inference_mode():
         # one untimed round of all three first: one-time costs (kernels, lazy set-up) are not search speed
@@ -173,19 +176,25 @@ def main() -> None:
         run("greedy", HFEngine(loaded), Prompt(image, question), cfg)
         run("stage_beam", HFEngine(loaded), Prompt(image, question), cfg, PairwiseJudge(args.orders))
         reference_stage_beam(loaded, image, question, cfg, args.orders)
-        for image, question in items:
-            engine = HFEngine(loaded)  # a fresh prefix cache per question: nothing carried over
-            greedy, t = timed(lambda: run("greedy", engine, Prompt(image, question), cfg))  # noqa: B023
-            figures["greedy"][0] += t
-            figures["greedy"][1] += greedy.tokens_generated
-            engine = HFEngine(loaded)
-            ours, t = timed(lambda: run("stage_beam", engine, Prompt(image, question), cfg, PairwiseJudge(args.orders)))  # noqa: B023
-            figures["stage_beam"][0] += t
-            figures["stage_beam"][1] += ours.tokens_generated
-            judge_calls += ours.judge_calls
-            (_, tokens), t = timed(lambda: reference_stage_beam(loaded, image, question, cfg, args.orders))  # noqa: B023
-            figures["reference"][0] += t
-            figures["reference"][1] += tokens
+        for _ in range(args.repeats):
+            got = {"greedy": [0.0, 0], "stage_beam": [0.0, 0], "reference": [0.0, 0]}
+            judge_calls = 0
+            for image, question in items:
+                engine = HFEngine(loaded)  # a fresh prefix cache per question: nothing carried over
+                greedy, t = timed(lambda: run("greedy", engine, Prompt(image, question), cfg))  # noqa: B023
+                got["greedy"][0] += t
+                got["greedy"][1] += greedy.tokens_generated
+                engine = HFEngine(loaded)
+                ours, t = timed(lambda: run("stage_beam", engine, Prompt(image, question), cfg, PairwiseJudge(args.orders)))  # noqa: B023
+                got["stage_beam"][0] += t
+                got["stage_beam"][1] += ours.tokens_generated
+                judge_calls += ours.judge_calls
+                (_, tokens), t = timed(lambda: reference_stage_beam(loaded, image, question, cfg, args.orders))  # noqa: B023
+                got["reference"][0] += t
+                got["reference"][1] += tokens
+            rounds.append(got)
+    # the median round of each strategy (the same seeds every round: the tokens do not change)
+    figures = {k: [statistics.median(r[k][0] for r in rounds), rounds[0][k][1]] for k in rounds[0]}
     for name, (seconds, tokens) in figures.items():
         print(f"{name:>11}: {seconds:7.2f} s, {tokens:6d} tokens generated, {tokens / seconds:7.1f} tokens/s")
     speedup = figures["reference"][0] / figures["stage_beam"][0]
@@ -193,7 +202,8 @@ def main() -> None:
     print(f"stage_beam --beam {args.beam}: {speedup:.1f}x faster than the reference strategy; "
           f"{over:.2f}x the wall time of greedy")
     print(json.dumps({
-        "model": loaded.name, "device": args.device, "beam": args.beam, "questions": len(items), "orders": args.orders,
+        "model": loaded.name, "device": args.device, "beam": args.beam, "questions": len(items), "repeats": args.repeats,
+        "orders": args.orders,
         "greedy_s": round(figures["greedy"][0], 3), "stage_beam_s": round(figures["stage_beam"][0], 3),
         "reference_s": round(figures["reference"][0], 3), "tokens": {k: v[1] for k, v in figures.items()},
         "judge_calls": judge_calls, "speedup_vs_reference": round(speedup, 2),
