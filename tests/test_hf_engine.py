@@ -196,6 +196,26 @@ def test_samples_read_one_copy_of_the_prompt(engines, arch):
     assert [c.logprob for c in shared[0]] == pytest.approx([c.logprob for c in plain[0]], abs=1e-4)
 
 
+def test_a_model_that_fails_the_check_samples_the_plain_way(engines, monkeypatch):
+    from llava_cot.engines import cascade
+    from llava_cot.engines.kv import GrowingLayer
+
+    engine, prompt = engines["llava"], Prompt(picture("green"), "Describe the image.")
+    sampling = Sampling(n=3, temperature=1.0, seed=7, max_new_tokens=10)
+    engine.model._llava_cot_cascade = False
+    try:
+        plain = engine.generate([prompt], sampling)
+        engine.model._llava_cot_cascade = None
+        # as if the model's attention code lost the shared prefix on the way to the attention function
+        monkeypatch.setattr(cascade.PrefixLayer, "update", GrowingLayer.update)
+        checked = engine.generate([prompt], sampling)  # the first step's plain output carries on
+        assert engine.model._llava_cot_cascade is False
+    finally:
+        engine.model._llava_cot_cascade = True
+    assert [(c.text, c.tokens) for c in checked[0]] == [(c.text, c.tokens) for c in plain[0]]
+    assert [c.logprob for c in checked[0]] == pytest.approx([c.logprob for c in plain[0]], abs=1e-4)
+
+
 @settings(max_examples=25, deadline=None)
 @given(rows=st.integers(1, 4), kv_heads=st.sampled_from([1, 2]), group=st.sampled_from([1, 3]),
        prefix=st.integers(1, 9), own=st.integers(0, 5), masked=st.booleans())
