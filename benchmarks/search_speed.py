@@ -162,6 +162,8 @@ def main() -> None:
     ap.add_argument("--orders", default="both", choices=["both", "random"],
                     help="pairwise judge: both orders of each pair, or one random order (both strategies)")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
     torch.set_num_threads(args.threads)
     loaded = random_11b(args.device) if args.arch else models.load(args.model, device=args.device, dtype="float32")
     examples = Path(__file__).resolve().parents[1] / "examples"
@@ -169,7 +171,6 @@ def main() -> None:
     cfg = SearchConfig(beam=args.beam, temperature=args.temperature, step_tokens=args.stage_tokens,
                        max_new_tokens=4 * args.stage_tokens)
     rounds: list[dict[str, list[float]]] = []  # per timed round: {strategy: [seconds, tokens]}
-    judge_calls = 0
     with torch.inference_mode():
         # one untimed round of all three first: one-time costs (kernels, lazy set-up) are not search speed
         image, question = items[0]

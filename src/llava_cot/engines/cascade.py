@@ -11,8 +11,8 @@ transformers lets a model's attention be a registered function (`AttentionInterf
 as an attribute; `attention` (registered as ATTENTION) sees the attribute and combines the two,
 and hands every other call (the vision tower, prompt prefill, judges) to transformers' `sdpa`.
 A model's attention code could in principle transform the keys between the cache and the attention
-function, so the engine checks the result against the plain path once per engine
-(`HFEngine._cascade_ok`) and falls back to it when they disagree.
+function, so the engine checks the result against the plain path on a model's first sampling step
+(`HFEngine._check_cascade`) and falls back to it when they disagree.
 """
 
 from __future__ import annotations
