@@ -60,7 +60,10 @@ def main() -> None:
            *(["Built with uncommitted changes on top of that commit: it may not reproduce exactly.", ""]
              if commit.endswith("-dirty") else []),
            f"- Phase 1 (four-stage answers, vision phase first): {training(work / 'model')}.",
-           f"- Phase 2 (four-stage answers mixed with judge and verifier items): {training(work / 'judge')}.", ""]
+           *([f"- Phase 2 (the multiple-choice items of the same data, a drill): {training(work / 'drill')}."]
+             if (work / "drill").is_dir() else []),
+           f"- Phase {3 if (work / 'drill').is_dir() else 2} (four-stage answers of every family mixed with judge and verifier items): "
+           f"{training(work / 'judge')}.", ""]
     calibration = load(work / "judge" / "search.json")
     if calibration:
         out += [f"SWIRES verifier threshold (`llava-cot calibrate`): {calibration['swires_threshold']} "
