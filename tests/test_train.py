@@ -228,6 +228,12 @@ def test_resume_continues_exactly_from_the_checkpoint(root, synth, tmp_path):
     assert [m["loss"] for m in metrics(cut)] == [m["loss"] for m in metrics(straight)]
     a, b = weights(straight), weights(cut)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # resuming a finished run again trains nothing (transformers' loop alone would take a 5th step)
+    stamp = (cut / "model.safetensors").stat().st_mtime_ns
+    again = train.train(config(synth, cut, resume=True, **cfg))
+    assert again.state.global_step == 4 and not (cut / "checkpoint-5").exists()
+    assert (cut / "model.safetensors").stat().st_mtime_ns == stamp
+    assert [m["step"] for m in metrics(cut)] == [1, 2, 3, 4]
 
 
 def test_init_tiny_trains_a_model_from_scratch(synth, tmp_path):

@@ -322,6 +322,20 @@ def save(trainer: Any, processor: Any, cfg: TrainConfig) -> None:
     trainer.accelerator.wait_for_everyone()
 
 
+def finished(checkpoint: str | None, cfg: TrainConfig) -> Any:
+    """The checkpoint's TrainerState when it already reached --max-steps and the final model was
+    saved after it, else None. (Resumed at its last step, transformers' loop would still take one
+    more optimizer step before it checks the limit.)"""
+    from transformers import TrainerState
+
+    if not checkpoint or cfg.max_steps < 1:
+        return None
+    state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    out = Path(cfg.out)
+    saved = any((out / name).is_file() for name in ("config.json", "adapter_config.json"))
+    return state if saved and state.global_step >= cfg.max_steps else None
+
+
 def train(cfg: TrainConfig) -> Any:
     """Train as `cfg` says and save the result; returns the transformers Trainer (its `state`
     holds the step count and log history, its `model` the trained model)."""
@@ -375,6 +389,12 @@ def _train(cfg: TrainConfig, recs: list[Record], images: Path, checkpoint: str |
     trainer = Trainer(model=model, args=training_args(cfg, model), train_dataset=examples,
                       data_collator=sft.Collator(sft.pad_token_id(processor), pad_to_multiple_of=PAD_MULTIPLE), processing_class=processor,
                       callbacks=[metrics_log(out / "metrics.jsonl", append=bool(checkpoint))])
+    done = finished(checkpoint, cfg)
+    if done is not None:
+        trainer.state = done
+        if trainer.is_world_process_zero():
+            print(f"{out} already holds the model of all {done.global_step} steps; nothing to train", file=sys.stderr)
+        return trainer
     if trainer.is_world_process_zero():
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
         with (out / "hardware.jsonl").open("a") as f:  # one line per start or resume, for model cards
