@@ -4,13 +4,17 @@
 # each run resumable (llava-cot eval --out), then one accuracy / tokens / time table and the
 # accuracy-versus-tokens curve.
 #
-#   bash scripts/search_table.sh [WORKDIR] [LIMIT] [MODEL]
+#   bash scripts/search_table.sh [WORKDIR] [LIMIT] [MODEL] [BENCHES]
+#
+# BENCHES (default "synth-test synth-hard") picks the splits: the hard split's answers are
+# several times longer, and so is searching them.
 set -euo pipefail
 work=${1:-runs/search-table}
 limit=${2:-200}
 model=${3:-embedded}
+benches=${4:-synth-test synth-hard}
 
-for bench in synth-test synth-hard; do
+for bench in $benches; do
     out="$work/$bench/greedy"
     llava-cot eval --model "$model" --bench "$bench" --limit "$limit" --batch-size 50 --out "$out"
     for search in best_of_n sentence_beam stage_beam swires; do
@@ -19,7 +23,5 @@ for bench in synth-test synth-hard; do
             llava-cot eval --model "$model" --bench "$bench" --limit "$limit" --search "$search" --beam "$beam" --out "$out"
         done
     done
-done
-for bench in synth-test synth-hard; do
     llava-cot eval plot "$work/$bench"/* --out "$work/$bench-compute.png"
 done
