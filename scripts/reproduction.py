@@ -48,14 +48,20 @@ def table2(build: Path) -> list[str]:
             "The same tiny model, data (50,000 synthetic records) and budget, trained on the full four-stage",
             "text (structured), the same text with its stage tags removed (untagged), and the final answer",
             "only (direct); greedy decoding, 1,000 items per split.", "",
-            "    bash scripts/train_embedded.sh runs/embedded-build   # structured: its first phase",
-            "    bash scripts/table2.sh runs/embedded-build           # untagged and direct, then all three scored", "",
+            f"    bash scripts/train_embedded.sh {build}   # structured: its first phase",
+            f"    bash scripts/table2.sh {build}           # untagged and direct, then all three scored", "",
             "| training format | paper, 6-benchmark average | ours, synth-test | ours, synth-hard | ours, format valid (test) |",
             "| --- | ---: | ---: | ---: | ---: |", *rows, ""]
 
 
 def _search(search_dir: Path, bench: str, name: str, beam: int) -> dict | None:
     return metrics(search_dir / bench / ("greedy" if name == "greedy" else f"{name}-{beam}"))
+
+
+def items(search_dir: Path) -> str:
+    """How many items each split's search runs scored (their greedy run's n)."""
+    counts = [f"{b} {m['n']}" if (m := _search(search_dir, b, "greedy", 1)) else f"{b} not run yet" for b in BENCHES]
+    return "Items per split: " + ", ".join(counts) + "."
 
 
 def table4(search_dir: Path) -> list[str]:
@@ -67,7 +73,7 @@ def table4(search_dir: Path) -> list[str]:
     return ["## Table 4: stage-level beam search against none", "",
             "The embedded model (its judge is itself), greedy against stage-level beam search with 2",
             "candidates per stage.", "",
-            "    bash scripts/search_table.sh runs/search-table 200", "",
+            f"    bash scripts/search_table.sh {search_dir} 200", "", items(search_dir), "",
             "| inference | paper, 6-benchmark average | ours, synth-test | ours, synth-hard |",
             "| --- | ---: | ---: | ---: |", *rows, ""]
 
