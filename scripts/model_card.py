@@ -71,7 +71,7 @@ def main() -> None:
     for bench in ("synth-test", "synth-hard"):
         m = load(work / f"eval-{bench}" / "metrics.json")
         if m:
-            out += [f"## Greedy, {bench} (`llava-cot eval --bench {bench} --limit 1000`)", "", table(m), ""]
+            out += [f"## Greedy, {bench} (`llava-cot eval --bench {bench} --limit {m['n']}`)", "", table(m), ""]
     variants = []
     for fmt in ("structured", "untagged", "direct"):
         run = work / "model" if fmt == "structured" else work / "table2" / f"{fmt}-seed0"
