@@ -234,6 +234,11 @@ def test_resume_continues_exactly_from_the_checkpoint(root, synth, tmp_path):
     assert again.state.global_step == 4 and not (cut / "checkpoint-5").exists()
     assert (cut / "model.safetensors").stat().st_mtime_ns == stamp
     assert [m["step"] for m in metrics(cut)] == [1, 2, 3, 4]
+    # a final model older than the last checkpoint (a longer run cut before its final save) is not
+    # taken for the result: the run goes on and saves again
+    os.utime(cut / "config.json", ns=(0, 0))
+    train.train(config(synth, cut, resume=True, **cfg))
+    assert (cut / "config.json").stat().st_mtime_ns > 0
 
 
 def test_init_tiny_trains_a_model_from_scratch(synth, tmp_path):

@@ -330,10 +330,12 @@ def finished(checkpoint: str | None, cfg: TrainConfig) -> Any:
 
     if not checkpoint or cfg.max_steps < 1:
         return None
-    state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
-    out = Path(cfg.out)
-    saved = any((out / name).is_file() for name in ("config.json", "adapter_config.json"))
-    return state if saved and state.global_step >= cfg.max_steps else None
+    path = Path(checkpoint) / "trainer_state.json"
+    state = TrainerState.load_from_json(str(path))
+    # the final save comes after the last checkpoint; an older one is from a shorter run
+    saved = [f for f in (Path(cfg.out) / name for name in ("config.json", "adapter_config.json")) if f.is_file()]
+    fresh = any(f.stat().st_mtime_ns >= path.stat().st_mtime_ns for f in saved)
+    return state if fresh and state.global_step >= cfg.max_steps else None
 
 
 def train(cfg: TrainConfig) -> Any:
