@@ -14,6 +14,10 @@ from pathlib import Path
 
 from llava_cot.evaluation.metrics import table
 
+SPLITS = {"synth-test": "Scenes never seen in training, drawn like the training ones (3-6 objects, 1-2 subtraction steps).",
+          "synth-hard": "8-12 objects and 3-4 subtraction steps, more than any training scene has: a test of how far "
+                        "the model generalises."}
+
 
 def load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
@@ -71,7 +75,8 @@ def main() -> None:
     for bench in ("synth-test", "synth-hard"):
         m = load(work / f"eval-{bench}" / "metrics.json")
         if m:
-            out += [f"## Greedy, {bench} (`llava-cot eval --bench {bench} --limit {m['n']}`)", "", table(m), ""]
+            out += [f"## Greedy, {bench} (`llava-cot eval --bench {bench} --limit {m['n']}`)", "", SPLITS[bench], "",
+                    table(m), ""]
     variants = []
     for fmt in ("structured", "untagged", "direct"):
         run = work / "model" if fmt == "structured" else work / "table2" / f"{fmt}-seed0"
