@@ -34,6 +34,10 @@ def pct(m: dict | None, key: str = "accuracy") -> str:
     return f"{m[key]:.1%}" if m and key in m else "not run yet"
 
 
+def scored(m: dict | None) -> str:
+    return f"{m['accuracy']:.1%} of {m['n']}" if m else "not run yet"
+
+
 def cost(m: dict | None, key: str, fmt: str) -> str:
     return format(m[key], fmt) if m and key in m else "-"
 
@@ -43,11 +47,11 @@ def table2(build: Path) -> list[str]:
     for fmt, paper in PAPER_TABLE2.items():
         run = build / "model" if fmt == "structured" else build / "table2" / f"{fmt}-seed0"
         test, hard = (metrics(run / f"eval-{b}") for b in BENCHES)
-        rows.append(f"| {fmt} | {paper} | {pct(test)} | {pct(hard)} | {pct(test, 'format_valid')} |")
+        rows.append(f"| {fmt} | {paper} | {scored(test)} | {scored(hard)} | {pct(test, 'format_valid')} |")
     return ["## Table 2: what the model is trained on", "",
             "The same tiny model, data (50,000 synthetic records) and budget, trained on the full four-stage",
             "text (structured), the same text with its stage tags removed (untagged), and the final answer",
-            "only (direct); greedy decoding, 1,000 items per split.", "",
+            "only (direct); greedy decoding (each accuracy with the number of items it was scored on).", "",
             f"    bash scripts/train_embedded.sh {build}   # structured: its first phase",
             f"    bash scripts/table2.sh {build}           # untagged and direct, then all three scored", "",
             "| training format | paper, 6-benchmark average | ours, synth-test | ours, synth-hard | ours, format valid (test) |",
@@ -75,7 +79,8 @@ def table4(search_dir: Path) -> list[str]:
             "candidates per stage.", "",
             f"    bash scripts/search_table.sh {search_dir} 200", "", items(search_dir), "",
             "| inference | paper, 6-benchmark average | ours, synth-test | ours, synth-hard |",
-            "| --- | ---: | ---: | ---: |", *rows, ""]
+            "| --- | ---: | ---: | ---: |", *rows, "",
+            "What these figures say, and why, is discussed in [search.md](search.md).", ""]
 
 
 def table6(search_dir: Path) -> list[str]:
