@@ -82,7 +82,7 @@ def main() -> None:
         run = work / "model" if fmt == "structured" else work / "table2" / f"{fmt}-seed0"
         test, hard = (load(run / f"eval-{b}" / "metrics.json") for b in ("synth-test", "synth-hard"))
         if test and hard:
-            variants.append(f"| {fmt} | {test['accuracy']:.1%} | {hard['accuracy']:.1%} |")
+            variants.append(f"| {fmt} | {test['accuracy']:.1%} of {test['n']} | {hard['accuracy']:.1%} of {hard['n']} |")
     if variants:
         out += ["## Table 2 in miniature (same data and budget; `bash scripts/table2.sh`)", "",
                 "| format | synth-test | synth-hard |", "| --- | ---: | ---: |", *variants, ""]
