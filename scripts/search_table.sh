@@ -7,7 +7,7 @@
 #   bash scripts/search_table.sh [WORKDIR] [LIMIT] [MODEL] [BENCHES]
 #
 # BENCHES (default "synth-test synth-hard") picks the splits: the hard split's answers are
-# several times longer, and so is searching them.
+# about 2.5 times longer, and so is searching them.
 set -euo pipefail
 work=${1:-runs/search-table}
 limit=${2:-200}
