@@ -18,7 +18,11 @@ for format in structured untagged direct; do
     [ "$format-$seed" = "structured-0" ] && out="$work/model"
     llava-cot train --data "$work/data" --out "$out" --init tiny --format "$format" --max-steps "$steps" \
         --batch-size 32 --lr 2e-3 --seed "$seed" --save-steps 250 --num-workers 1 --freeze-vision --resume
+    # an untagged response has no CONCLUSION tag: its conclusion is its last paragraph
+    read=conclusion
+    [ "$format" = untagged ] && read=last-paragraph
     for bench in synth-test synth-hard; do
-        llava-cot eval --model "$out" --bench "$bench" --limit 1000 --batch-size 50 --out "$out/eval-$bench"
+        llava-cot eval --model "$out" --bench "$bench" --limit 1000 --batch-size 50 --answer-from "$read" \
+            --out "$out/eval-$bench"
     done
 done

@@ -33,6 +33,25 @@ def test_gold_annotations_score_as_correct(synth_items):
     assert not wrong
 
 
+def test_untagged_gold_scores_as_correct_from_its_last_paragraph(synth_items):
+    # Table 2's untagged variant: the same text without tags, its conclusion the last paragraph.
+    # Read whole, the reasoning's numbers and colours get in the way (that is why the option exists).
+    bench, _ = data.resolve("synth-test")
+    last = data.LastParagraph(bench)
+    untagged = [(item, stages.untag(response)) for item, response in synth_items]
+    assert all(last.score(item, text)["correct"] for item, text in untagged)
+    assert not all(bench.score(item, text)["correct"] for item, text in untagged)
+    assert last.name == bench.name and last.summarise is not None  # the rest is the bench's own
+
+
+def test_last_paragraph_wrong_conclusion_scores_as_wrong(synth_items):
+    last = data.LastParagraph(data.resolve("synth-test")[0])
+    for item, response in synth_items[:50]:
+        wrong = next(k for k in (*item.options, "Yes", "No", "7", "11", "purple", "square") if k != item.answer)
+        body = stages.untag(response).rsplit("\n\n", 1)[0]
+        assert not last.score(item, f"{body}\n\n{wrong}")["correct"]
+
+
 def test_wrong_conclusion_scores_as_wrong(synth_items):
     bench, _ = data.resolve("synth-test")
     flipped = 0
@@ -211,6 +230,21 @@ def test_resume_with_other_settings_is_refused(tiny_dir, tmp_path, toy, capsys):
     assert toy.scored == ["toy-2"]
 
 
+def test_resume_reads_answers_the_same_way(tiny_dir, tmp_path, toy, capsys):
+    # Rows are scored as they are written, so how answers are read is a setting of the run.
+    assert _eval(tiny_dir, tmp_path, "--limit", "2") == 0
+    capsys.readouterr()
+    assert _eval(tiny_dir, tmp_path, "--limit", "2", "--answer-from", "last-paragraph") == 2
+    assert "answer_from 'conclusion' -> 'last-paragraph'" in capsys.readouterr().err
+    # a run.json written before these settings existed was scored with their defaults
+    settings = json.loads((tmp_path / store.SETTINGS).read_text())
+    for key in ("match", "answer_from"):
+        del settings[key]
+    (tmp_path / store.SETTINGS).write_text(json.dumps(settings))
+    assert _eval(tiny_dir, tmp_path, "--limit", "2") == 0
+    assert _eval(tiny_dir, tmp_path, "--limit", "2", "--match", "vlmeval") == 2
+
+
 def test_truncated_last_line_is_reported_and_repaired(tmp_path):
     preds = tmp_path / store.PREDICTIONS
     good = [json.dumps({"index": f"i{k}", "correct": True}) + "\n" for k in range(3)]
@@ -257,6 +291,19 @@ def test_eval_score_on_a_hand_written_predictions_file(synth_dir, tmp_path, caps
     for text in ("line 6", "line 7: 'nope'", "line 8", "line 9"):
         assert text in cap.err
     assert (tmp_path / "o" / "metrics.json").is_file() and (tmp_path / "o" / "accuracy_by_category.png").stat().st_size > 0
+
+
+def test_eval_score_reads_untagged_answers_from_the_last_paragraph(synth_dir, tmp_path, capsys):
+    bench = synth_dir / "test.jsonl"
+    recs = [r for r in records.read(bench) if r.extra["family"] in ("attribute", "count")][:6]
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"index": r.id, "response": stages.untag(r.response)}) + "\n" for r in recs))
+    scores = []
+    for how in ("conclusion", "last-paragraph"):
+        assert main(["eval", "score", "--bench", str(bench), "--predictions", str(preds), "--json",
+                     "--answer-from", how]) == 0
+        scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["accuracy"])
+    assert scores[0] < 1.0 and scores[1] == 1.0
 
 
 def test_eval_score_with_nothing_to_score_exits_2(synth_dir, tmp_path, capsys):

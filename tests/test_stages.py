@@ -90,6 +90,13 @@ def test_untag_drops_tags_keeps_text():
     assert parse(plain).stages == {}
 
 
+def test_last_paragraph():
+    assert stages.last_paragraph(stages.untag(render(GOOD))) == "2"
+    assert stages.last_paragraph("One line\nand its next line.\n \t\nThe end.\n\n\n") == "The end."
+    assert stages.last_paragraph("  no blank line\nat all ") == "no blank line\nat all"
+    assert stages.last_paragraph("") == ""
+
+
 def test_next_stage():
     assert stages.next_stage(None) == "SUMMARY"
     assert stages.next_stage("REASONING") == "CONCLUSION"

@@ -31,6 +31,7 @@ _ORDER = {name: i for i, name in enumerate(STAGES)}
 # Tags are matched case-insensitively and tolerate spaces inside the brackets ("< /summary >"),
 # because fine-tuned models and teachers both produce such variants.
 _TAG = re.compile(r"<\s*(/?)\s*(" + "|".join(STAGES) + r")\s*>", re.IGNORECASE)
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")  # a blank line
 # The longest text that can still grow into a tag; used to bound what a stream holds back.
 _MAX_PARTIAL_TAG = 32
 
@@ -170,6 +171,13 @@ def untag(text: str, sep: str = "\n\n") -> str:
     """The same response without its tags (the paper's Table 2 'no tags' ablation)."""
     p = parse(text)
     return sep.join(t for t in p.stages.values() if t) if p.stages else text.strip()
+
+
+def last_paragraph(text: str) -> str:
+    """The response's last paragraph (paragraphs are separated by blank lines): where a response
+    trained without tags (the Table 2 'no tags' ablation, `untag`) states its conclusion."""
+    paragraphs = [p for p in _PARAGRAPH.split(text) if p.strip()]
+    return paragraphs[-1].strip() if paragraphs else text.strip()
 
 
 def answer_text(text: str) -> str:

@@ -14,6 +14,8 @@ from typing import Any
 from llava_cot.benches import Bench, Item
 from llava_cot.errors import LlavaCotError
 
+ANSWER_FROM = ["conclusion", "last-paragraph"]
+
 
 @dataclass(kw_only=True)
 class ScoringOptions:
@@ -27,12 +29,16 @@ class ScoringOptions:
     judge_model: str | None = field(default=None, metadata={"help": "the judge's model name"})
     judge_fallback: bool = field(default=False, metadata={
         "help": "ask the judge when multiple-choice matching finds no answer (VLMEvalKit's fallback)"})
+    answer_from: str = field(default="conclusion", metadata={
+        "help": "where an answer is read: the CONCLUSION (else the whole response), or the last paragraph "
+                "(for a model trained on untagged four-stage text, whose last paragraph is its conclusion)",
+        "choices": ANSWER_FROM})
 
 
 def bench_options(cfg: ScoringOptions, cache_dir: str | None) -> dict[str, Any]:
     """The options `load_bench` takes, from a command's config: matching and the judge, whose
     answers are cached under `cache_dir` (or ~/.cache/llava-cot) so a re-score never asks again."""
-    options: dict[str, Any] = {"match": cfg.match, "judge_fallback": cfg.judge_fallback}
+    options: dict[str, Any] = {"match": cfg.match, "judge_fallback": cfg.judge_fallback, "answer_from": cfg.answer_from}
     if cfg.judge_model:
         from llava_cot.benches.judge import Judge
 
@@ -55,12 +61,33 @@ def resolve(name: str, **options: Any) -> tuple[Bench, bool]:
     raise LlavaCotError(f"bench {name} is neither a data file nor one of {', '.join(sorted(benches.BENCHES))}")
 
 
-def load(name: str, data: str | None = None, limit: int = 0, **options: Any) -> tuple[Bench, list[Item]]:
-    """Resolve a bench and load its items (at most `limit`; 0: all). Indices must be unique."""
+class LastParagraph:
+    """A bench whose responses are scored on their last paragraph (`--answer-from last-paragraph`):
+    a model trained on untagged four-stage text concludes in its last paragraph, and read whole
+    its reasoning names many numbers and colours besides the answer. Otherwise the bench itself."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.bench, name)
+
+    def score(self, item: Item, response: str) -> dict[str, Any]:
+        from llava_cot import stages
+
+        return self.bench.score(item, stages.last_paragraph(response))
+
+
+def load(name: str, data: str | None = None, limit: int = 0, answer_from: str = "conclusion",
+         **options: Any) -> tuple[Bench, list[Item]]:
+    """Resolve a bench and load its items (at most `limit`; 0: all). Indices must be unique.
+    `answer_from` is where a response's answer is read (ANSWER_FROM); `options` go to the bench."""
+    if answer_from not in ANSWER_FROM:
+        raise LlavaCotError(f"answer_from must be one of {', '.join(ANSWER_FROM)}, not {answer_from!r}")
     bench, is_file = resolve(name, **options)
     items = bench.load(name if is_file else data, limit)
     check_unique(items, name)
-    return bench, items
+    return (LastParagraph(bench) if answer_from == "last-paragraph" else bench), items
 
 
 def check_unique(items: Sequence[Item], name: str) -> None:

@@ -117,7 +117,9 @@ def settings(cfg: EvalConfig, model_path: str) -> dict[str, Any]:
     return {"model": str(Path(model_path).resolve()) if local else model_path,
             "model_fingerprint": store.model_fingerprint(model_path), "bench": bench,
             "data": str(Path(cfg.data).resolve()) if cfg.data else None, "search": cfg.search,
-            "beam": 1 if greedy else cfg.beam, "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed}
+            "beam": 1 if greedy else cfg.beam, "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+            # each row is scored as it is written: a resumed run must read answers the same way
+            "match": cfg.match, "answer_from": cfg.answer_from}
 
 
 def main(cfg: EvalConfig) -> int:

@@ -51,6 +51,10 @@ def model_fingerprint(path: str) -> str | None:
     return h.hexdigest()[:16]
 
 
+# Settings added after runs were made: a run.json without them was made with these values.
+LEGACY = {"match": "ours", "answer_from": "conclusion"}
+
+
 def check_settings(out: Path, settings: dict[str, Any]) -> None:
     """Record the run's settings in a new directory, or refuse to resume one made otherwise."""
     path = out / SETTINGS
@@ -67,6 +71,7 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
         before = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise LlavaCotError(f"{path} is not valid JSON ({e}); choose another --out") from None
+    before = {**LEGACY, **before}
     changed = [f"{k} {before.get(k)!r} -> {v!r}" for k, v in settings.items() if before.get(k) != v]
     if changed:
         raise LlavaCotError(f"{out} holds a run with other settings ({'; '.join(changed)}): resume with the "
