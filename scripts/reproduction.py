@@ -47,12 +47,14 @@ def table2(build: Path) -> list[str]:
     for fmt, paper in PAPER_TABLE2.items():
         run = build / "model" if fmt == "structured" else build / "table2" / f"{fmt}-seed0"
         test, hard = (metrics(run / f"eval-{b}") for b in BENCHES)
-        valid = "- (no stages)" if fmt == "direct" else pct(test, "format_valid")
+        valid = {"direct": "- (no stages)", "untagged": "- (no tags)"}.get(fmt) or pct(test, "format_valid")
         rows.append(f"| {fmt} | {paper} | {scored(test)} | {scored(hard)} | {valid} |")
     return ["## Table 2: what the model is trained on", "",
             "The same tiny model, data (50,000 synthetic records) and budget, trained on the full four-stage",
             "text (structured), the same text with its stage tags removed (untagged), and the final answer",
-            "only (direct); greedy decoding (each accuracy with the number of items it was scored on).", "",
+            "only (direct); greedy decoding (each accuracy with the number of items it was scored on).",
+            "The untagged model's answer is read from its last paragraph (`--answer-from last-paragraph`),",
+            "where its conclusion is: it has no CONCLUSION tag. Each variant is one training run (seed 0).", "",
             f"    bash scripts/train_embedded.sh {build}   # structured: its first phase",
             f"    bash scripts/table2.sh {build}           # untagged and direct, then all three scored", "",
             "| training format | paper, 6-benchmark average | ours, synth-test | ours, synth-hard | ours, format valid (test) |",
