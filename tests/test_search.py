@@ -120,6 +120,26 @@ def test_ask_cli_runs_a_search_and_reports_its_cost(capsys):
     assert obj["format_ok"] and obj["answer"] == stages.answer_text(obj["text"])
 
 
+def test_pairwise_calibration_counts_right_verdicts_and_position_bias(tmp_path):
+    from PIL import Image
+
+    from llava_cot.records import Record
+    from llava_cot.search.calibrate import pairwise
+
+    class SaysFirst:  # an engine whose judge always prefers candidate 1
+        def choice_logprobs(self, prompts, choices):
+            return [[-0.1, -2.0] for _ in prompts]
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    gold = ["1", "1", "2", "1", "2", "2", "2", "2"]
+    items = [Record.make(f"j{i}", "which?", g, image="x.png", task="judge", stage=stages.STAGES[i % 2])
+             for i, g in enumerate(gold)]
+    got = pairwise(SaysFirst(), items, tmp_path)
+    assert got["pairwise_items"] == 8 and got["pairwise_says_first"] == 1.0
+    assert got["pairwise_accuracy"] == 3 / 8
+    assert got["pairwise_accuracy_by_stage"] == {"SUMMARY": 0.25, "CAPTION": 0.5}
+
+
 def test_calibrate_writes_a_threshold_swires_then_uses(tiny_dir, tmp_path, capsys):
     import shutil
 
@@ -131,5 +151,7 @@ def test_calibrate_writes_a_threshold_swires_then_uses(tiny_dir, tmp_path, capsy
     saved = json.loads((model / CALIBRATION_FILE).read_text())
     assert saved["correct"] + saved["wrong"] == saved["items"] <= 12 and saved["correct"] and saved["wrong"]
     assert 0.5 <= saved["balanced_accuracy"] <= 1
+    assert 0 < saved["pairwise_items"] <= 12 and 0 <= saved["pairwise_accuracy"] <= 1
+    assert 0 <= saved["pairwise_says_first"] <= 1 and set(saved["pairwise_accuracy_by_stage"]) <= {*stages.STAGES, "RESPONSE"}
     engine = HFEngine(models.load(str(model), device="cpu"))
     assert threshold_for(engine, SearchConfig()) == (saved["swires_threshold"], str(model / CALIBRATION_FILE))

@@ -4,7 +4,9 @@ Renders synthetic verifier items (`llava-cot data synth --task judge`, a fixed s
 split: scenes the model never trained on): correct stages and stages with one planted mistake,
 each asked as "is it correct? yes or no". The model's P(yes) on both groups gives the threshold
 that best tells them apart (the highest balanced accuracy); it is written beside the model as
-search.json, where `swires` finds it.
+search.json, where `swires` finds it. Beside it go the pairwise judge's figures on as many judge
+items (a correct and a corrupted candidate, "which is better?"): its accuracy, per stage, and how
+often it answers "1".
 
     llava-cot calibrate --model runs/tiny [--limit 400] [--out runs/tiny/search.json]
 """
@@ -55,6 +57,30 @@ def calibrate(engine: Any, items: list[Any], root: Path) -> dict[str, Any]:
             "mean_score_wrong": round(sum(bad) / len(bad), 4)}
 
 
+def pairwise(engine: Any, items: list[Any], root: Path) -> dict[str, Any]:
+    """How often the pairwise judge prefers the right one of a correct and a corrupted candidate
+    (`items`: judge items, one order each, the right one first or second at random), overall and
+    per stage, and how often it says "1" (position bias: 1.0 or 0.0 for a judge that always picks
+    one place)."""
+    from collections import defaultdict
+
+    from llava_cot import critique, models
+    from llava_cot.engines import Prompt
+
+    prompts = [Prompt(models.open_image(root / r.image), r.question) for r in items]
+    verdicts = engine.choice_logprobs(prompts, critique.PAIR_CHOICES)
+    by_stage: dict[str, list[bool]] = defaultdict(list)
+    firsts = 0
+    for rec, (one, two) in zip(items, verdicts, strict=True):
+        says_first = one >= two
+        firsts += says_first
+        by_stage[rec.extra["stage"]].append(says_first == (rec.response.strip() == critique.PAIR_CHOICES[0]))
+    right = [r for rs in by_stage.values() for r in rs]
+    return {"pairwise_items": len(items), "pairwise_accuracy": round(sum(right) / len(right), 4),
+            "pairwise_says_first": round(firsts / len(items), 4),
+            "pairwise_accuracy_by_stage": {s: round(sum(rs) / len(rs), 4) for s, rs in sorted(by_stage.items())}}
+
+
 def main(cfg: CalibrateConfig) -> int:
     from llava_cot import models, records
     from llava_cot.engines.hf import HFEngine
@@ -64,9 +90,13 @@ def main(cfg: CalibrateConfig) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         # about 40% of critique items are pointwise stage items: render enough of them
         generate(SynthConfig(out=tmp, n=3 * cfg.limit, split="test", seed=CALIBRATION_SEED, task="judge"))
-        items = [r for r in records.read(Path(tmp) / "test.jsonl")
-                 if r.extra.get("task") == "verify" and r.extra.get("stage") != "RESPONSE"][: cfg.limit]
-        result = calibrate(HFEngine(loaded), items, Path(tmp))
+        critiques = list(records.read(Path(tmp) / "test.jsonl"))
+        items = [r for r in critiques if r.extra.get("task") == "verify" and r.extra.get("stage") != "RESPONSE"][: cfg.limit]
+        pairs = [r for r in critiques if r.extra.get("task") == "judge"][: cfg.limit]
+        engine = HFEngine(loaded)
+        result = calibrate(engine, items, Path(tmp))
+        if pairs:
+            result.update(pairwise(engine, pairs, Path(tmp)))
     out = Path(cfg.out) if cfg.out else Path(loaded.name) / "search.json"
     if not cfg.out and not Path(loaded.name).is_dir():
         raise LlavaCotError(f"{loaded.name} is not a local directory: pass --out for the calibration file")
