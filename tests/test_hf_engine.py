@@ -145,6 +145,23 @@ def test_choice_logprobs_equal_a_full_forward(engines, arch, prompts, choices):
             assert value == pytest.approx(want, abs=2e-3), (arch, choice)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_token_logprobs_equal_a_full_forward(engines, arch):
+    engine = engines[arch]
+    prompt = Prompt(picture(), "Say something.", "I see")
+    texts = [" a red cube.", " it", "", " a much longer text than the others, to pad the batch"]
+    got = engine.token_logprobs(prompt, texts)
+    head = engine._encode(prompt)[0]
+    for text, row in zip(texts, got, strict=True):
+        ids, inputs = engine._encode(Prompt(prompt.image, prompt.question, prompt.partial + text))
+        first = next((i for i, (x, y) in enumerate(zip(ids, head, strict=False)) if x != y), min(len(ids), len(head)))
+        with torch.inference_mode():
+            logits = engine.model(**inputs).logits[0].float()
+        want = [torch.log_softmax(logits[j - 1], -1)[ids[j]].item() for j in range(first, len(ids))]
+        assert row == pytest.approx(want, abs=2e-3), (arch, text)
+    assert got[2] == []
+
+
 def test_engine_matches_batched_generation_module(engines):
     engine = engines["llava"]
     image = picture()

@@ -9,7 +9,14 @@ import pytest
 from llava_cot import critique
 from llava_cot.engines import Cost, Prompt
 from llava_cot.errors import LlavaCotError
-from llava_cot.judges import MajorityJudge, PairwiseJudge, PointwiseJudge, answer_key, load_judge
+from llava_cot.judges import (
+    LikelihoodJudge,
+    MajorityJudge,
+    PairwiseJudge,
+    PointwiseJudge,
+    answer_key,
+    load_judge,
+)
 
 
 class ScriptedJudgeModel:
@@ -80,6 +87,29 @@ def test_pointwise_scores_are_probabilities_and_the_best_wins():
 def test_no_verdict_counts_for_nothing():
     model = ScriptedJudgeModel()
     assert PointwiseJudge().scores(model, PROMPT, "REASONING", ["q=1"]) == [0.5]
+
+
+class ScoringModel:
+    """An engine that scores text: each word "pN" of a candidate is a token of probability N/10."""
+
+    def __init__(self):
+        self.cost = Cost()
+
+    def token_logprobs(self, prompt, texts):
+        return [[math.log(int(w[1:]) / 10) for w in t.split()] for t in texts]
+
+
+def test_likelihood_scores_the_least_likely_token_and_the_best_wins():
+    judge = load_judge("likelihood")
+    texts = ["p9 p9 p2 p9", "p6 p7 p6", "p9 p1", ""]
+    scores = judge.scores(ScoringModel(), PROMPT, "CAPTION", texts)
+    assert scores == pytest.approx([0.2, 0.6, 0.1, 0.0])
+    assert judge.pick(ScoringModel(), PROMPT, "CAPTION", texts) == 1 and judge.calls == 8
+
+
+def test_likelihood_needs_an_engine_that_scores_text():
+    with pytest.raises(LlavaCotError, match="scores text"):
+        LikelihoodJudge().scores(ScriptedJudgeModel(), PROMPT, "CAPTION", ["a"])
 
 
 def test_majority_picks_the_most_common_answer():

@@ -6,9 +6,10 @@ import json
 import pytest
 
 from llava_cot import models, stages
-from llava_cot.engines import Prompt
+from llava_cot.engines import Prompt, Sampling
 from llava_cot.engines.hf import HFEngine
 from llava_cot.errors import LlavaCotError
+from llava_cot.judges import LikelihoodJudge, PointwiseJudge
 from llava_cot.search import SEARCHES, SearchConfig, run
 from llava_cot.search.swires import CALIBRATION_FILE, best_split, threshold_for
 
@@ -89,6 +90,30 @@ def test_swires_threshold_comes_from_the_calibration_file(engine, tmp_path):
     (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"swires_threshold": 0.3}))
     assert threshold_for(Local(), SearchConfig()) == (0.3, str(tmp_path / CALIBRATION_FILE))
     assert threshold_for(Local(), SearchConfig(threshold=0.7)) == (0.7, "config")
+    # each judge's scores have their own threshold, and their own default
+    likely = LikelihoodJudge()
+    assert threshold_for(Local(), SearchConfig(), likely) == (likely.uncalibrated, "uncalibrated")
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"swires_threshold": 0.3, "likelihood_threshold": 0.02}))
+    assert threshold_for(Local(), SearchConfig(), likely) == (0.02, str(tmp_path / CALIBRATION_FILE))
+    assert threshold_for(Local(), SearchConfig(), PointwiseJudge())[0] == 0.3
+
+
+def test_token_logprobs_of_samples_are_what_the_sampling_loop_said(engine, prompt):
+    # The embedded model's text round-trips through its tokenizer, so teacher-forcing a sample
+    # again gives the log-probabilities it was sampled with.
+    [outs] = engine.generate([prompt], Sampling(n=3, temperature=1.0, max_new_tokens=40, seed=3, stop=("</SUMMARY>",)))
+    again = engine.token_logprobs(prompt, [o.text for o in outs])
+    assert [len(r) for r in again] == [o.tokens for o in outs]
+    assert [sum(r) for r in again] == pytest.approx([o.logprob for o in outs], abs=1e-3)
+
+
+def test_any_search_takes_another_judge_by_name(engine, prompt):
+    cfg = SearchConfig(beam=2, step_tokens=256, max_new_tokens=768, judge="likelihood")
+    for name in ("stage_beam", "swires", "best_of_n"):
+        result = run(name, engine, prompt, cfg)
+        assert result.format_ok and result.judge_calls > 0
+    with pytest.raises(LlavaCotError, match="swires needs a judge that scores"):
+        run("swires", engine, prompt, SearchConfig(beam=2, step_tokens=256, judge="pairwise"))
 
 
 def test_best_split_separates_good_from_bad_scores():
@@ -152,6 +177,7 @@ def test_calibrate_writes_a_threshold_swires_then_uses(tiny_dir, tmp_path, capsy
     assert saved["correct"] + saved["wrong"] == saved["items"] <= 12 and saved["correct"] and saved["wrong"]
     assert 0.5 <= saved["balanced_accuracy"] <= 1
     assert 0 < saved["pairwise_items"] <= 12 and 0 <= saved["pairwise_accuracy"] <= 1
+    assert 0 < saved["likelihood_items"] <= 6 and 0.5 <= saved["likelihood_balanced_accuracy"] <= 1
     assert 0 <= saved["pairwise_says_first"] <= 1 and set(saved["pairwise_accuracy_by_stage"]) <= {*stages.STAGES, "RESPONSE"}
     engine = HFEngine(models.load(str(model), device="cpu"))
     assert threshold_for(engine, SearchConfig()) == (saved["swires_threshold"], str(model / CALIBRATION_FILE))

@@ -21,6 +21,7 @@ from typing import Any
 
 from llava_cot import stages
 from llava_cot.errors import LlavaCotError
+from llava_cot.judges import JUDGES
 
 
 @dataclass
@@ -35,6 +36,8 @@ class AskConfig:
         "help": "inference-time search", "choices": ["greedy", "best_of_n", "sentence_beam", "stage_beam", "swires",
                                                      "self_consistency"]})
     beam: int = field(default=4, metadata={"help": "candidates sampled per search step"})
+    judge: str | None = field(default=None, metadata={
+        "help": "the search's judge (default: its own)", "choices": list(JUDGES)})
     seed: int = field(default=0, metadata={"help": "sampling seed of the search"})
     max_new_tokens: int = field(default=1536, metadata={"help": "most tokens to generate"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, or auto"})
@@ -88,7 +91,8 @@ class _StagePrinter:
 
 
 def ask(image: Any, question: str, model: Any = None, max_new_tokens: int = 1536,
-        on_text: Any = None, search: str = "greedy", beam: int = 4, seed: int = 0) -> dict[str, Any]:
+        on_text: Any = None, search: str = "greedy", beam: int = 4, seed: int = 0,
+        judge: str | None = None) -> dict[str, Any]:
     """Answer one question: the result object of `--json`. `model` is a `models.Loaded` or a
     name. Greedy answers stream through `on_text`; a search returns once it has chosen."""
     from llava_cot import models
@@ -107,7 +111,7 @@ def ask(image: Any, question: str, model: Any = None, max_new_tokens: int = 1536
         from llava_cot.search import SearchConfig, run
 
         result = run(search, HFEngine(loaded), Prompt(image, question),
-                     SearchConfig(beam=beam, max_new_tokens=max_new_tokens, seed=seed))
+                     SearchConfig(beam=beam, max_new_tokens=max_new_tokens, seed=seed, judge=judge))
         text, cost = result.text, result.cost()
         if on_text is not None:
             on_text(text)
@@ -126,7 +130,7 @@ def main(cfg: AskConfig) -> int:
 
     image = models.open_image(cfg.image)  # before loading the model: a bad path fails fast
     loaded = models.load(cfg.model, device=cfg.device, dtype=cfg.dtype)
-    options = {"search": cfg.search, "beam": cfg.beam, "seed": cfg.seed}
+    options = {"search": cfg.search, "beam": cfg.beam, "seed": cfg.seed, "judge": cfg.judge}
     if cfg.json:
         print(json.dumps(ask(image, cfg.question, loaded, cfg.max_new_tokens, **options), ensure_ascii=False))
         return 0

@@ -13,6 +13,8 @@ miscount.
   1 or 2?" in both orders (or one random order) and sums the log-odds, cancelling position bias.
 - `pointwise`: a verifier. Each candidate's score is P("yes") / (P("yes") + P("no")) for "is it
   correct?"; the highest wins. Its scores are what SWIRES thresholds.
+- `likelihood`: no judge prompt; each candidate's score is the model's probability of its least
+  likely token (teacher-forced). The highest wins; SWIRES thresholds these scores too.
 - `majority`: no model; the candidate whose answer is most common (self-consistency).
 
 Every judge counts its model calls in `calls`.
@@ -98,6 +100,9 @@ class PairwiseJudge:
 
 
 class PointwiseJudge:
+    threshold_key = "swires_threshold"  # in search.json
+    uncalibrated = 0.5  # the verifier's own boundary (yes as likely as no)
+
     def __init__(self) -> None:
         self.calls = 0
 
@@ -110,6 +115,34 @@ class PointwiseJudge:
         self.calls += len(questions)
         # no verdict at all (neither word among a server's top tokens) says nothing either way
         return [0.5 if math.isinf(yes) and math.isinf(no) else 1.0 / (1.0 + math.exp(no - yes)) for yes, no in verdicts]
+
+    def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
+        scores = self.scores(engine, prompt, stage, candidates)
+        return max(range(len(candidates)), key=lambda i: (scores[i], -i))
+
+
+class LikelihoodJudge:
+    """The model's own confidence, with no judge prompt: a candidate's score is the probability
+    of its least likely token, given the image, the question and the answer so far (teacher-
+    forced, every candidate in one batched pass; `Engine.token_logprobs`). A stage with a wrong
+    colour or an arithmetic slip has a token the model would not have written; a model that
+    perceives and counts well when it writes can then check by the same skill. Its scores are
+    what SWIRES thresholds, calibrated apart from the verifier's (`llava-cot calibrate`)."""
+
+    threshold_key = "likelihood_threshold"  # in search.json
+    uncalibrated = 0.05  # a token the model gives less than 5% counts as a doubt, when nothing better is known
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def scores(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> list[float]:
+        score = getattr(engine, "token_logprobs", None)
+        if score is None:
+            raise LlavaCotError(f"the likelihood judge needs an engine that scores text; {type(engine).__name__} "
+                                "does not (use the hf engine)")
+        logps = score(prompt, candidates)
+        self.calls += len(candidates)
+        return [math.exp(min(lp)) if lp else 0.0 for lp in logps]
 
     def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
         scores = self.scores(engine, prompt, stage, candidates)
@@ -134,7 +167,8 @@ class MajorityJudge:
         return keys.index(top)
 
 
-JUDGES: dict[str, Any] = {"pairwise": PairwiseJudge, "pointwise": PointwiseJudge, "majority": MajorityJudge}
+JUDGES: dict[str, Any] = {"pairwise": PairwiseJudge, "pointwise": PointwiseJudge, "likelihood": LikelihoodJudge,
+                          "majority": MajorityJudge}
 
 
 def load_judge(name: str, **options: Any) -> Judge:

@@ -78,6 +78,10 @@ class Engine(Protocol):
 
     def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]: ...
 
+    # Optional (the hf engine has it; the likelihood judge needs it): per-token log-probabilities
+    # of each text as the continuation of the prompt, teacher-forced.
+    # def token_logprobs(self, prompt: Prompt, texts: Sequence[str]) -> list[list[float]]: ...
+
 
 ENGINES: dict[str, str] = {
     "hf": "llava_cot.engines.hf:HFEngine",

@@ -69,6 +69,13 @@ def _on(inputs: Any, device: Any) -> Any:
     return (inputs if isinstance(inputs, BatchFeature) else BatchFeature(dict(inputs))).to(device)
 
 
+def _common_prefix(rows: Sequence[Sequence[int]], most: int | None = None) -> int:
+    """How many leading tokens all rows share: at most `most`, and by default at most one less
+    than the shortest row (so that every row has a token of its own to run)."""
+    limit = min(len(r) for r in rows) - 1 if most is None else most
+    return next((i for i in range(limit) if any(r[i] != rows[0][i] for r in rows[1:])), limit)
+
+
 def _image_key(image: Any) -> str:
     if image is None:
         return ""
@@ -159,20 +166,51 @@ class HFEngine:
     def _shared_prefix_logits(self, prompts: Sequence[Prompt], cut: int) -> Any:
         """Next-token logits after each prompt less its last `cut` tokens, for prompts about
         one image: their common prefix (image, question, context) runs once, through the prefix
-        cache, and only the rest of each prompt runs, in one right-padded batch (causal
-        attention: no real token sees the padding after it, so no mask is needed)."""
+        cache, and only the rest of each prompt runs, in one batch (`_suffixes`)."""
         import torch
 
         encoded = [self._encode(p) for p in prompts]
         rows = [ids[:len(ids) - cut] for ids, _ in encoded]
-        common = min(len(r) for r in rows) - 1  # at least one token of each row runs
-        for r in rows[1:]:
-            common = next((i for i in range(common) if r[i] != rows[0][i]), common)
+        common = _common_prefix(rows)
         if self.image_token is not None and any(self.image_token in r[common:] for r in rows):
             return self._batch_logits(prompts, "", cut)[0][:, -1]  # the image itself differs in place
-        inputs = encoded[0][1]
+        _, logits = self._suffixes(encoded[0][1], rows, common, _image_key(prompts[0].image))
+        last = torch.tensor([len(r) - common - 1 for r in rows], device=logits.device)
+        return logits[torch.arange(len(rows), device=logits.device), last]
+
+    def token_logprobs(self, prompt: Prompt, texts: Sequence[str]) -> list[list[float]]:
+        """For each text, the log-probability of each of its tokens as the continuation of
+        `prompt` (teacher-forced; tokenised inside the rendered chat text, as in training). The
+        prompt runs once, through the prefix cache; the texts after it in batches of JUDGE_BATCH."""
+        import torch
+
+        head = self._encode(prompt)[0]
+        out: list[list[float]] = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), JUDGE_BATCH):
+                encoded = [self._encode(Prompt(prompt.image, prompt.question, prompt.partial + t))
+                           for t in texts[i:i + JUDGE_BATCH]]
+                rows = [ids for ids, _ in encoded]
+                # where each text's tokens start: the boundary may merge with the prompt's last token
+                starts = [_common_prefix([ids, head], min(len(ids), len(head))) for ids in rows]
+                common = min([*starts, *(len(r) - 1 for r in rows)])
+                entry, logits = self._suffixes(encoded[0][1], rows, common, _image_key(prompt.image))
+                for b, (ids, start) in enumerate(zip(rows, starts, strict=True)):
+                    # logits[b, k] predicts token common + k + 1; the prefix's own last logits, token common
+                    scores = torch.cat([entry.logits[None], logits[b, :len(ids) - common - 1]])
+                    logp = torch.log_softmax(scores, -1)[start - common:]
+                    out.append(logp.gather(-1, torch.tensor(ids[start:], device=logp.device)[:, None])[:, 0].tolist())
+        return out
+
+    def _suffixes(self, inputs: Any, rows: Sequence[tuple[int, ...]], common: int, image: str) -> tuple[_Entry, Any]:
+        """Rows of token ids that share their first `common` tokens (the processor's `inputs` for
+        the first row): the shared part runs once, through the prefix cache, and the rest of each
+        row in one right-padded batch (causal attention: no real token sees the padding after it,
+        so no mask is needed). The prefix's entry, and the rest's logits [rows, width, vocab]."""
+        import torch
+
         head = {k: (v[:, :common] if k in _PER_TOKEN else v) for k, v in inputs.items()}
-        entry = self._run(rows[0][:common], _on(head, self.loaded.device), _image_key(prompts[0].image))
+        entry = self._run(rows[0][:common], _on(head, self.loaded.device), image)
         self._restore(entry)
         cache = _fork(entry.cache)
         cache.batch_repeat_interleave(len(rows))
@@ -186,8 +224,7 @@ class HFEngine:
                          cache_position=torch.arange(common, common + width, device=self.loaded.device), **extra)
         self.cost.forward_passes += 1
         self.cost.prompt_tokens += sum(len(r) - common for r in rows)
-        last = torch.tensor([len(r) - common - 1 for r in rows], device=self.loaded.device)
-        return out.logits[torch.arange(len(rows)), last].float()
+        return entry, out.logits.float()
 
     def _choice_shape(self, prompt: Prompt, choice: str) -> tuple[int, int]:
         """(how many of the prompt's last tokens the choice replaces, how many tokens it adds):

@@ -14,6 +14,7 @@ from llava_cot import stages
 from llava_cot.benches import Bench, Item
 from llava_cot.errors import LlavaCotError
 from llava_cot.evaluation import data, metrics, store
+from llava_cot.judges import JUDGES
 
 SEARCH_CHOICES = ["greedy", "best_of_n", "sentence_beam", "stage_beam", "swires", "self_consistency"]
 
@@ -33,6 +34,8 @@ class EvalConfig(data.ScoringOptions):
     max_new_tokens: int = field(default=1536, metadata={"help": "most tokens per response"})
     search: str = field(default="greedy", metadata={"help": "inference-time search", "choices": SEARCH_CHOICES})
     beam: int = field(default=4, metadata={"help": "candidates sampled per search step"})
+    judge: str | None = field(default=None, metadata={
+        "help": "the search's judge (default: its own)", "choices": list(JUDGES)})
     seed: int = field(default=0, metadata={"help": "sampling seed of the search"})
     out: str | None = field(default=None, metadata={
         "help": "directory for predictions.jsonl, run.json, metrics.json/.md and plots; a rerun resumes it"})
@@ -118,6 +121,7 @@ def settings(cfg: EvalConfig, model_path: str) -> dict[str, Any]:
             "model_fingerprint": store.model_fingerprint(model_path), "bench": bench,
             "data": str(Path(cfg.data).resolve()) if cfg.data else None, "search": cfg.search,
             "beam": 1 if greedy else cfg.beam, "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+            "judge": None if greedy else cfg.judge,
             # each row is scored as it is written: a resumed run must read answers the same way
             "match": cfg.match, "answer_from": cfg.answer_from}
 
@@ -133,7 +137,7 @@ def main(cfg: EvalConfig) -> int:
     if cfg.search != "greedy":
         from llava_cot.search import SearchConfig
 
-        config = SearchConfig(beam=cfg.beam, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+        config = SearchConfig(beam=cfg.beam, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, judge=cfg.judge)
     # Everything a user can get wrong is checked before the run directory is made.
     model_path = models.resolve(cfg.model)
     bench, items = data.load(cfg.bench, cfg.data, cfg.limit, **data.bench_options(cfg, cfg.out))
@@ -146,7 +150,7 @@ def main(cfg: EvalConfig) -> int:
         print(f"{out / store.PREDICTIONS}: {extra} rows are of items beyond this run's --limit; not counted",
               file=sys.stderr)
     m = {"model": loaded.name, "bench": cfg.bench, "search": cfg.search,
-         "beam": 1 if cfg.search == "greedy" else cfg.beam, "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+         "beam": 1 if cfg.search == "greedy" else cfg.beam, "judge": None if cfg.search == "greedy" else cfg.judge, "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
          **metrics.summarise(bench, rows)}
     print(metrics.table(m))
     if out is not None:

@@ -52,7 +52,7 @@ def model_fingerprint(path: str) -> str | None:
 
 
 # Settings added after runs were made: a run.json without them was made with these values.
-LEGACY = {"match": "ours", "answer_from": "conclusion"}
+LEGACY = {"match": "ours", "answer_from": "conclusion", "judge": None}
 
 
 def check_settings(out: Path, settings: dict[str, Any]) -> None:

@@ -62,6 +62,7 @@ class SearchConfig:
     keep: int = 2
     threshold: float | None = None
     retraces: int = 2
+    judge: str | None = None  # the judge's name (llava_cot.judges); None: the search's own (DEFAULT_JUDGE)
 
     def __post_init__(self) -> None:
         if self.beam < 1 or self.keep < 1 or self.max_new_tokens < 1 or self.step_tokens < 1:
@@ -141,7 +142,7 @@ def run(name: str, engine: Engine, prompt: Prompt, cfg: SearchConfig | None = No
     search = load_search(name)
     cfg = cfg or SearchConfig()
     if judge is None and DEFAULT_JUDGE[name] is not None:
-        judge = load_judge(DEFAULT_JUDGE[name])
+        judge = load_judge(cfg.judge or DEFAULT_JUDGE[name])
     before, calls = engine.cost.copy(), getattr(judge, "calls", 0)
     t0 = time.perf_counter()
     found = search(engine, prompt, cfg, judge)

@@ -6,13 +6,15 @@ each asked as "is it correct? yes or no". The model's P(yes) on both groups give
 that best tells them apart (the highest balanced accuracy); it is written beside the model as
 search.json, where `swires` finds it. Beside it go the pairwise judge's figures on as many judge
 items (a correct and a corrupted candidate, "which is better?"): its accuracy, per stage, and how
-often it answers "1".
+often it answers "1"; and the likelihood judge's threshold, found the same way on half as many
+four-stage records, each with one stage scored as written and with one planted mistake.
 
     llava-cot calibrate --model runs/tiny [--limit 400] [--out runs/tiny/search.json]
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import tempfile
@@ -81,6 +83,46 @@ def pairwise(engine: Any, items: list[Any], root: Path) -> dict[str, Any]:
             "pairwise_accuracy_by_stage": {s: round(sum(rs) / len(rs), 4) for s, rs in sorted(by_stage.items())}}
 
 
+def likelihood(engine: Any, root: Path, limit: int, seed: int = CALIBRATION_SEED) -> dict[str, Any]:
+    """The likelihood judge's threshold: on the four-stage records in root/test.jsonl (at most
+    `limit`), one stage each (chosen at random, seeded) scored as written and with one planted
+    mistake (`synth.critiques.corrupt`), with the earlier stages as the answer so far."""
+    import random
+
+    from llava_cot import models, stages
+    from llava_cot.engines import Prompt
+    from llava_cot.judges import LikelihoodJudge
+    from llava_cot.search.swires import best_split
+    from llava_cot.synth import critiques
+
+    rng, judge = random.Random(seed), LikelihoodJudge()
+    scenes = {}
+    with (root / "test_scenes.jsonl").open() as f:
+        for line in f:
+            scene = critiques.scene_from_json(json.loads(line))
+            scenes[scene.id] = scene
+    good, bad = [], []
+    with (root / "test.jsonl").open() as f:
+        for line in itertools.islice(f, limit):
+            rec = json.loads(line)
+            gold = stages.parse(rec["conversations"][1]["value"]).stages
+            stage = rng.choice(stages.STAGES)
+            kinds = rng.sample(list(critiques.KINDS[stage]), len(critiques.KINDS[stage]))
+            spoilt = next((t for k in kinds if (t := critiques.corrupt(rng, rec, scenes[rec["scene"]], stage, k))), None)
+            if spoilt is None:
+                continue
+            before = stages.render({s: gold[s] for s in stages.STAGES[: stages.STAGES.index(stage)]})
+            question = rec["conversations"][0]["value"].replace("<image>", "").strip()
+            here = Prompt(models.open_image(root / rec["image"]), question, before + "\n\n" if before else "")
+            right, wrong = judge.scores(engine, here, stage, [stages.render({stage: t}) for t in (gold[stage], spoilt)])
+            good.append(right)
+            bad.append(wrong)
+    threshold, accuracy = best_split(good, bad)
+    return {"likelihood_threshold": round(threshold, 6), "likelihood_balanced_accuracy": round(accuracy, 4),
+            "likelihood_items": len(good), "likelihood_mean_correct": round(sum(good) / len(good), 4),
+            "likelihood_mean_wrong": round(sum(bad) / len(bad), 4)}
+
+
 def main(cfg: CalibrateConfig) -> int:
     from llava_cot import models, records
     from llava_cot.engines.hf import HFEngine
@@ -97,6 +139,9 @@ def main(cfg: CalibrateConfig) -> int:
         result = calibrate(engine, items, Path(tmp))
         if pairs:
             result.update(pairwise(engine, pairs, Path(tmp)))
+    with tempfile.TemporaryDirectory() as tmp:  # four-stage records of the same split and seed
+        generate(SynthConfig(out=tmp, n=cfg.limit // 2, split="test", seed=CALIBRATION_SEED))
+        result.update(likelihood(engine, Path(tmp), cfg.limit // 2))
     out = Path(cfg.out) if cfg.out else Path(loaded.name) / "search.json"
     if not cfg.out and not Path(loaded.name).is_dir():
         raise LlavaCotError(f"{loaded.name} is not a local directory: pass --out for the calibration file")

@@ -21,25 +21,30 @@ from typing import Any
 
 from llava_cot import stages
 from llava_cot.engines import Completion, Engine, Prompt
+from llava_cot.errors import LlavaCotError
 from llava_cot.search import Found, SearchConfig, distinct, sample
 
 CALIBRATION_FILE = "search.json"
 UNCALIBRATED = 0.5  # the verifier's own boundary (yes as likely as no), when nothing better is known
 
 
-def threshold_for(engine: Engine, cfg: SearchConfig) -> tuple[float, str]:
-    """The threshold to use and where it came from."""
+def threshold_for(engine: Engine, cfg: SearchConfig, judge: Any = None) -> tuple[float, str]:
+    """The threshold to use for `judge`'s scores (default: the verifier's) and where it came from."""
     if cfg.threshold is not None:
         return cfg.threshold, "config"
+    key = getattr(judge, "threshold_key", "swires_threshold")
     model_dir = getattr(engine, "model_dir", None)
     path = Path(model_dir) / CALIBRATION_FILE if model_dir else None
-    if path is not None and path.is_file():
-        return float(json.loads(path.read_text())["swires_threshold"]), str(path)
-    return UNCALIBRATED, "uncalibrated"
+    if path is not None and path.is_file() and key in (saved := json.loads(path.read_text())):
+        return float(saved[key]), str(path)
+    return getattr(judge, "uncalibrated", UNCALIBRATED), "uncalibrated"
 
 
 def swires(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Any) -> Found:
-    threshold, source = threshold_for(engine, cfg)
+    if not hasattr(judge, "scores"):
+        raise LlavaCotError(f"swires needs a judge that scores each candidate (pointwise, likelihood), "
+                            f"not {type(judge).__name__}")
+    threshold, source = threshold_for(engine, cfg, judge)
     todo = [s for s in stages.STAGES if s not in stages.parse(prompt.partial).stages]
     widths = cfg.widths or (cfg.beam,) * len(stages.STAGES)
     pools: list[list[tuple[float, Completion]] | None] = [None] * len(todo)
