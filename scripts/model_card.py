@@ -70,8 +70,18 @@ def main() -> None:
            f"{training(work / 'judge')}.", ""]
     calibration = load(work / "judge" / "search.json")
     if calibration:
-        out += [f"SWIRES verifier threshold (`llava-cot calibrate`): {calibration['swires_threshold']} "
-                f"(balanced accuracy {calibration['balanced_accuracy']:.1%} on {calibration['items']} synthetic stages).", ""]
+        out += [f"As its own judge (`llava-cot calibrate`, synthetic test scenes; a correct stage against one with a "
+                f"planted mistake): the verifier (\"is it correct?\") separates them with balanced accuracy "
+                f"{calibration['balanced_accuracy']:.1%} on {calibration['items']} stages (SWIRES threshold "
+                f"{calibration['swires_threshold']})"]
+        if "pairwise_accuracy" in calibration:
+            out[-1] += (f"; the pairwise judge picks the correct one {calibration['pairwise_accuracy']:.1%} of "
+                        f"{calibration['pairwise_items']} times")
+        if "likelihood_threshold" in calibration:
+            out[-1] += (f"; the likelihood judge (its probability of a stage's least likely token) separates them with "
+                        f"balanced accuracy {calibration['likelihood_balanced_accuracy']:.1%} on "
+                        f"{calibration['likelihood_items']} stages (threshold {calibration['likelihood_threshold']})")
+        out += [out.pop() + ".", ""]
     for bench in ("synth-test", "synth-hard"):
         m = load(work / f"eval-{bench}" / "metrics.json")
         if m:
