@@ -3,10 +3,11 @@ Every figure of ours is read from a metrics.json that the commands named on the 
 the paper's figures are quoted from it (arXiv 2411.10440, Tables 2, 4 and 6). A run that has not
 been made yet is shown as such, with its command, rather than left out.
 
-    python scripts/reproduction.py [BUILD_DIR] [SEARCH_DIR] > docs/reproduction.md
+    python scripts/reproduction.py [BUILD_DIR] [SEARCH_DIR] [LIKELIHOOD_DIR] > docs/reproduction.md
 
 BUILD_DIR is scripts/train_embedded.sh's and scripts/table2.sh's work directory (default
-runs/embedded-build), SEARCH_DIR scripts/search_table.sh's (default runs/search-table).
+runs/embedded-build), SEARCH_DIR scripts/search_table.sh's (default runs/search-table), and
+LIKELIHOOD_DIR (optional) that of search_table.sh run with the likelihood judge.
 """
 
 from __future__ import annotations
@@ -71,41 +72,55 @@ def items(search_dir: Path) -> str:
     return "Items per split: " + ", ".join(counts) + "."
 
 
-def table4(search_dir: Path) -> list[str]:
+def table4(search_dir: Path, likely_dir: Path | None) -> list[str]:
     rows = []
     for key, paper in PAPER_TABLE4.items():
         name, _, beam = key.partition("-")
         cells = " | ".join(pct(_search(search_dir, b, name, int(beam or 1))) for b in BENCHES)
         rows.append(f"| {name}{f' (beam {beam})' if beam else ''} | {paper} | {cells} |")
+    if likely_dir is not None:
+        cells = " | ".join(pct(_search(likely_dir, b, "stage_beam", 2)) for b in BENCHES)
+        rows.append(f"| stage_beam (beam 2), likelihood judge | - | {cells} |")
+    command = [f"    bash scripts/search_table.sh {search_dir} 200"]
+    if likely_dir is not None:
+        command.append(f"    bash scripts/search_table.sh {likely_dir} 200 embedded 'synth-test synth-hard' likelihood")
     return ["## Table 4: stage-level beam search against none", "",
             "The embedded model (its judge is itself), greedy against stage-level beam search with 2",
-            "candidates per stage.", "",
-            f"    bash scripts/search_table.sh {search_dir} 200", "", items(search_dir), "",
+            "candidates per stage: with the paper's pairwise judge, and with the likelihood judge",
+            "(the model's own token probabilities; [search.md](search.md)).", "",
+            *command, "", items(search_dir), "",
             "| inference | paper, 6-benchmark average | ours, synth-test | ours, synth-hard |",
             "| --- | ---: | ---: | ---: |", *rows, "",
             "What these figures say, and why, is discussed in [search.md](search.md).", ""]
 
 
-def table6(search_dir: Path) -> list[str]:
+def table6(search_dir: Path, judge: str = "") -> list[str]:
+    head = ["| search | paper beams | paper, MMVet | our beams | synth-test | tokens | s | synth-hard | tokens | s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     rows = []
-    for name, label, paper_beam, paper in PAPER_TABLE6:
+    for name, label, paper_beam, paper in [*PAPER_TABLE6, ("swires", "SWIRES", "-", "-")]:
         for beam in (1,) if name == "greedy" else (2, 4):
             cells = []
             for b in BENCHES:
                 m = _search(search_dir, b, name, beam)
                 cells += [pct(m), cost(m, "tokens_per_item", ".0f"), cost(m, "seconds_per_item", ".2f")]
             rows.append(f"| {label} | {paper_beam} | {paper} | {beam} | {' | '.join(cells)} |")
+    if judge:
+        return [f"## Table 6 with the {judge} judge", "",
+                f"The same searches with the {judge} judge for all of them, from the second command of Table 4.",
+                "Its seconds were measured with a training run sharing the 2 CPU cores: compare them with each",
+                "other, not with the table above.", "", items(search_dir), "", *head, *rows, ""]
     return ["## Table 6: which search, at what cost", "",
             "The paper compares searches on MMVet at the beam counts below; ours are run at 2 and 4",
             "candidates each, with the mean tokens generated (judge prompts excluded) and seconds per item",
-            "(CPU, the embedded model) beside the accuracy, from the same command as Table 4.", "",
-            "| search | paper beams | paper, MMVet | our beams | synth-test | tokens | s | synth-hard | tokens | s |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", *rows, ""]
+            "(CPU, the embedded model) beside the accuracy, from the same command as Table 4, each",
+            "search with its own judge (pairwise; the verifier for SWIRES).", "", *head, *rows, ""]
 
 
 def main() -> None:
     build = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/embedded-build")
     search_dir = Path(sys.argv[2] if len(sys.argv) > 2 else "runs/search-table")
+    likely_dir = Path(sys.argv[3]) if len(sys.argv) > 3 else None
     out = ["# Reproduction in miniature", "",
            "The paper's three claims that a laptop can test, on the synthetic world (`llava_cot.synth`):",
            "structured training beats untagged and direct training (Table 2), stage-level beam search",
@@ -113,8 +128,9 @@ def main() -> None:
            "comparable cost (Table 6). The model is the embedded one (its card gives its size), not an 11B one, and",
            "the benchmark is synthetic, so our figures test the direction of each claim, not its size.",
            "Every figure of ours below comes from the commands given with its table; this page itself is",
-           "written by", "", f"    python scripts/reproduction.py {build} {search_dir} > docs/reproduction.md", "",
-           *table2(build), *table4(search_dir), *table6(search_dir)]
+           "written by", "", f"    python scripts/reproduction.py {' '.join(sys.argv[1:4])} > docs/reproduction.md", "",
+           *table2(build), *table4(search_dir, likely_dir), *table6(search_dir),
+           *(table6(likely_dir, "likelihood") if likely_dir is not None else [])]
     print("\n".join(out))
 
 
