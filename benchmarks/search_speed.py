@@ -8,7 +8,8 @@ candidates of a stage in one batch over one shared prefix (kept in the engine's 
 stages), finds stop strings incrementally, and judges each knockout round in one batch.
 
 Both run the same search tree (stage_beam: 4 stages x --beam candidates, a pairwise knockout with
-both orders per stage), with the same per-stage token budget, sampling temperature and seeds per
+both orders per stage; or with --judge likelihood each candidate scored by the model's own token
+probabilities, the reference way one forward pass per candidate), with the same per-stage token budget, sampling temperature and seeds per
 question, on the same model (default: the embedded one), one thread. After one untimed round,
 --repeats rounds are timed and the median round of each strategy is reported. Prints the wall
 times, the ratio, and our stage_beam over our greedy; the last line is one JSON object of the figures.
@@ -34,7 +35,7 @@ import torch
 from llava_cot import critique, models, stages
 from llava_cot.engines import Prompt
 from llava_cot.engines.hf import HFEngine
-from llava_cot.judges import PairwiseJudge, stage_text
+from llava_cot.judges import LikelihoodJudge, PairwiseJudge, stage_text
 from llava_cot.search import SearchConfig, run
 
 QUESTIONS = [
@@ -86,7 +87,21 @@ def reference_verdict(loaded, image, question, previous, stage, first, second) -
     return float(logp[one] - logp[two])
 
 
-def reference_stage_beam(loaded, image, question, cfg: SearchConfig, orders: str = "both") -> tuple[str, int]:
+def reference_likelihood(loaded, image, question, partial, candidate) -> float:
+    """The likelihood judge's score, the reference way: one forward pass per candidate over the
+    whole prompt, image included."""
+    head = models.prompt_text(loaded.processor, question, partial or None)
+    text = models.prompt_text(loaded.processor, question, partial + candidate)
+    special = models.add_special_tokens(loaded.processor, text)
+    n = loaded.processor(images=[image], text=[head], return_tensors="pt", add_special_tokens=special)["input_ids"].shape[1]
+    inputs = loaded.processor(images=[image], text=[text], return_tensors="pt", add_special_tokens=special).to(loaded.device)
+    logp = torch.log_softmax(loaded.model(**inputs).logits[0, n - 1:-1].float(), -1)
+    ids = inputs["input_ids"][0, n:]
+    return float(logp.gather(-1, ids[:, None]).min().exp()) if len(ids) else 0.0
+
+
+def reference_stage_beam(loaded, image, question, cfg: SearchConfig, orders: str = "both",
+                         judge: str = "pairwise") -> tuple[str, int]:
     text, tokens = "", 0
     for k, stage in enumerate(stages.STAGES):
         cands = []
@@ -95,6 +110,10 @@ def reference_stage_beam(loaded, image, question, cfg: SearchConfig, orders: str
                                        cfg.temperature, cfg.seed + 1000 * k + i)
             cands.append(c)
             tokens += n
+        if judge == "likelihood":  # every candidate scored on its own, the best kept
+            scores = [reference_likelihood(loaded, image, question, text, c) for c in cands]
+            text += cands[max(range(len(cands)), key=lambda i: (scores[i], -i))]
+            continue
         previous = stages.parse(text).stages
         pool = list(range(len(cands)))
         while len(pool) > 1:  # the same knockout, every comparison and order on its own
@@ -161,6 +180,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds over the questions; the median is reported")
     ap.add_argument("--orders", default="both", choices=["both", "random"],
                     help="pairwise judge: both orders of each pair, or one random order (both strategies)")
+    ap.add_argument("--judge", default="pairwise", choices=["pairwise", "likelihood"],
+                    help="stage_beam's judge (both strategies): the paper's pairwise knockout, or the model's "
+                         "own token probabilities")
     args = ap.parse_args()
     if args.repeats < 1:
         ap.error("--repeats must be at least 1")
@@ -171,12 +193,15 @@ def main() -> None:
     cfg = SearchConfig(beam=args.beam, temperature=args.temperature, step_tokens=args.stage_tokens,
                        max_new_tokens=4 * args.stage_tokens)
     rounds: list[dict[str, list[float]]] = []  # per timed round: {strategy: [seconds, tokens]}
+    def judge():
+        return PairwiseJudge(args.orders) if args.judge == "pairwise" else LikelihoodJudge()
+
     with torch.inference_mode():
         # one untimed round of all three first: one-time costs (kernels, lazy set-up) are not search speed
         image, question = items[0]
         run("greedy", HFEngine(loaded), Prompt(image, question), cfg)
-        run("stage_beam", HFEngine(loaded), Prompt(image, question), cfg, PairwiseJudge(args.orders))
-        reference_stage_beam(loaded, image, question, cfg, args.orders)
+        run("stage_beam", HFEngine(loaded), Prompt(image, question), cfg, judge())
+        reference_stage_beam(loaded, image, question, cfg, args.orders, args.judge)
         for _ in range(args.repeats):
             got = {"greedy": [0.0, 0], "stage_beam": [0.0, 0], "reference": [0.0, 0]}
             judge_calls = 0
@@ -186,11 +211,11 @@ def main() -> None:
                 got["greedy"][0] += t
                 got["greedy"][1] += greedy.tokens_generated
                 engine = HFEngine(loaded)
-                ours, t = timed(lambda: run("stage_beam", engine, Prompt(image, question), cfg, PairwiseJudge(args.orders)))  # noqa: B023
+                ours, t = timed(lambda: run("stage_beam", engine, Prompt(image, question), cfg, judge()))  # noqa: B023
                 got["stage_beam"][0] += t
                 got["stage_beam"][1] += ours.tokens_generated
                 judge_calls += ours.judge_calls
-                (_, tokens), t = timed(lambda: reference_stage_beam(loaded, image, question, cfg, args.orders))  # noqa: B023
+                (_, tokens), t = timed(lambda: reference_stage_beam(loaded, image, question, cfg, args.orders, args.judge))  # noqa: B023
                 got["reference"][0] += t
                 got["reference"][1] += tokens
             rounds.append(got)
@@ -204,7 +229,7 @@ def main() -> None:
           f"{over:.2f}x the wall time of greedy")
     print(json.dumps({
         "model": loaded.name, "device": args.device, "beam": args.beam, "questions": len(items), "repeats": args.repeats,
-        "orders": args.orders,
+        "orders": args.orders, "judge": args.judge,
         "greedy_s": round(figures["greedy"][0], 3), "stage_beam_s": round(figures["stage_beam"][0], 3),
         "reference_s": round(figures["reference"][0], 3), "tokens": {k: v[1] for k, v in figures.items()},
         "judge_calls": judge_calls, "speedup_vs_reference": round(speedup, 2),
