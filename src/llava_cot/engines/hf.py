@@ -176,7 +176,7 @@ class HFEngine:
             return self._batch_logits(prompts, "", cut)[0][:, -1]  # the image itself differs in place
         _, logits = self._suffixes(encoded[0][1], rows, common, _image_key(prompts[0].image))
         last = torch.tensor([len(r) - common - 1 for r in rows], device=logits.device)
-        return logits[torch.arange(len(rows), device=logits.device), last]
+        return logits[torch.arange(len(rows), device=logits.device), last].float()
 
     def token_logprobs(self, prompt: Prompt, texts: Sequence[str]) -> list[list[float]]:
         """For each text, the log-probability of each of its tokens as the continuation of
@@ -197,7 +197,7 @@ class HFEngine:
                 entry, logits = self._suffixes(encoded[0][1], rows, common, _image_key(prompt.image))
                 for b, (ids, start) in enumerate(zip(rows, starts, strict=True)):
                     # logits[b, k] predicts token common + k + 1; the prefix's own last logits, token common
-                    scores = torch.cat([entry.logits[None], logits[b, :len(ids) - common - 1]])
+                    scores = torch.cat([entry.logits[None], logits[b, :len(ids) - common - 1].float()])
                     logp = torch.log_softmax(scores, -1)[start - common:]
                     out.append(logp.gather(-1, torch.tensor(ids[start:], device=logp.device)[:, None])[:, 0].tolist())
         return out
@@ -206,7 +206,8 @@ class HFEngine:
         """Rows of token ids that share their first `common` tokens (the processor's `inputs` for
         the first row): the shared part runs once, through the prefix cache, and the rest of each
         row in one right-padded batch (causal attention: no real token sees the padding after it,
-        so no mask is needed). The prefix's entry, and the rest's logits [rows, width, vocab]."""
+        so no mask is needed). The prefix's entry, and the rest's logits [rows, width, vocab] in
+        the model's dtype (a float32 copy of them all could be gigabytes for a large vocabulary)."""
         import torch
 
         head = {k: (v[:, :common] if k in _PER_TOKEN else v) for k, v in inputs.items()}
@@ -224,7 +225,7 @@ class HFEngine:
                          cache_position=torch.arange(common, common + width, device=self.loaded.device), **extra)
         self.cost.forward_passes += 1
         self.cost.prompt_tokens += sum(len(r) - common for r in rows)
-        return entry, out.logits.float()
+        return entry, out.logits
 
     def _choice_shape(self, prompt: Prompt, choice: str) -> tuple[int, int]:
         """(how many of the prompt's last tokens the choice replaces, how many tokens it adds):
