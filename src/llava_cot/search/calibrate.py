@@ -117,6 +117,8 @@ def likelihood(engine: Any, root: Path, limit: int, seed: int = CALIBRATION_SEED
             right, wrong = judge.scores(engine, here, stage, [stages.render({stage: t}) for t in (gold[stage], spoilt)])
             good.append(right)
             bad.append(wrong)
+    if not good:
+        return {}  # no record of so few had a stage that one of the corruptions applies to
     threshold, accuracy = best_split(good, bad)
     return {"likelihood_threshold": round(threshold, 6), "likelihood_balanced_accuracy": round(accuracy, 4),
             "likelihood_items": len(good), "likelihood_mean_correct": round(sum(good) / len(good), 4),
