@@ -99,7 +99,18 @@ class PairwiseJudge:
         return pool[0]
 
 
-class PointwiseJudge:
+class _Scoring:
+    """A judge that scores each candidate on its own (`scores`): the highest wins, a tie the earlier."""
+
+    def scores(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> list[float]:
+        raise NotImplementedError
+
+    def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
+        scores = self.scores(engine, prompt, stage, candidates)
+        return max(range(len(candidates)), key=lambda i: (scores[i], -i))
+
+
+class PointwiseJudge(_Scoring):
     threshold_key = "swires_threshold"  # in search.json
     uncalibrated = 0.5  # the verifier's own boundary (yes as likely as no)
 
@@ -116,12 +127,8 @@ class PointwiseJudge:
         # no verdict at all (neither word among a server's top tokens) says nothing either way
         return [0.5 if math.isinf(yes) and math.isinf(no) else 1.0 / (1.0 + math.exp(no - yes)) for yes, no in verdicts]
 
-    def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
-        scores = self.scores(engine, prompt, stage, candidates)
-        return max(range(len(candidates)), key=lambda i: (scores[i], -i))
 
-
-class LikelihoodJudge:
+class LikelihoodJudge(_Scoring):
     """The model's own confidence, with no judge prompt: a candidate's score is the probability
     of its least likely token, given the image, the question and the answer so far (teacher-
     forced, every candidate in one batched pass; `Engine.token_logprobs`). A stage with a wrong
@@ -143,10 +150,6 @@ class LikelihoodJudge:
         logps = score(prompt, candidates)
         self.calls += len(candidates)
         return [math.exp(min(lp)) if lp else 0.0 for lp in logps]
-
-    def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
-        scores = self.scores(engine, prompt, stage, candidates)
-        return max(range(len(candidates)), key=lambda i: (scores[i], -i))
 
 
 class MajorityJudge:

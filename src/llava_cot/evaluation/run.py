@@ -142,16 +142,16 @@ def main(cfg: EvalConfig) -> int:
     model_path = models.resolve(cfg.model)
     bench, items = data.load(cfg.bench, cfg.data, cfg.limit, **data.bench_options(cfg, cfg.out))
     out = Path(cfg.out) if cfg.out else None
+    run = settings(cfg, model_path)
     if out is not None:
-        store.check_settings(out, settings(cfg, model_path))
+        store.check_settings(out, run)
     loaded = models.load(cfg.model, device=cfg.device, dtype=cfg.dtype)
     rows = evaluate(loaded, bench, items, out, cfg.search, config, cfg.batch_size, cfg.max_new_tokens)
     if out is not None and (extra := len(store.load_rows(out)) - len(rows)) > 0:
         print(f"{out / store.PREDICTIONS}: {extra} rows are of items beyond this run's --limit; not counted",
               file=sys.stderr)
-    m = {"model": loaded.name, "bench": cfg.bench, "search": cfg.search,
-         "beam": 1 if cfg.search == "greedy" else cfg.beam, "judge": None if cfg.search == "greedy" else cfg.judge, "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
-         **metrics.summarise(bench, rows)}
+    m = {"model": loaded.name, "bench": cfg.bench, "search": cfg.search, "beam": run["beam"], "judge": run["judge"],
+         "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, **metrics.summarise(bench, rows)}
     print(metrics.table(m))
     if out is not None:
         metrics.write(out, m)

@@ -89,7 +89,7 @@ def likelihood(engine: Any, root: Path, limit: int, seed: int = CALIBRATION_SEED
     mistake (`synth.critiques.corrupt`), with the earlier stages as the answer so far."""
     import random
 
-    from llava_cot import models, stages
+    from llava_cot import models, records, stages
     from llava_cot.engines import Prompt
     from llava_cot.judges import LikelihoodJudge
     from llava_cot.search.swires import best_split
@@ -102,21 +102,19 @@ def likelihood(engine: Any, root: Path, limit: int, seed: int = CALIBRATION_SEED
             scene = critiques.scene_from_json(json.loads(line))
             scenes[scene.id] = scene
     good, bad = [], []
-    with (root / "test.jsonl").open() as f:
-        for line in itertools.islice(f, limit):
-            rec = json.loads(line)
-            gold = stages.parse(rec["conversations"][1]["value"]).stages
-            stage = rng.choice(stages.STAGES)
-            kinds = rng.sample(list(critiques.KINDS[stage]), len(critiques.KINDS[stage]))
-            spoilt = next((t for k in kinds if (t := critiques.corrupt(rng, rec, scenes[rec["scene"]], stage, k))), None)
-            if spoilt is None:
-                continue
-            before = stages.render({s: gold[s] for s in stages.STAGES[: stages.STAGES.index(stage)]})
-            question = rec["conversations"][0]["value"].replace("<image>", "").strip()
-            here = Prompt(models.open_image(root / rec["image"]), question, before + "\n\n" if before else "")
-            right, wrong = judge.scores(engine, here, stage, [stages.render({stage: t}) for t in (gold[stage], spoilt)])
-            good.append(right)
-            bad.append(wrong)
+    for rec in itertools.islice(records.read(root / "test.jsonl"), limit):
+        gold = stages.parse(rec.response).stages
+        stage = rng.choice(stages.STAGES)
+        kinds = rng.sample(list(critiques.KINDS[stage]), len(critiques.KINDS[stage]))
+        scene = scenes[rec.extra["scene"]]
+        spoilt = next((t for k in kinds if (t := critiques.corrupt(rng, rec.to_json(), scene, stage, k))), None)
+        if spoilt is None:
+            continue
+        before = stages.render({s: gold[s] for s in stages.STAGES[: stages.STAGES.index(stage)]})
+        here = Prompt(models.open_image(root / rec.image), rec.question, before + "\n\n" if before else "")
+        right, wrong = judge.scores(engine, here, stage, [stages.render({stage: t}) for t in (gold[stage], spoilt)])
+        good.append(right)
+        bad.append(wrong)
     if not good:
         return {}  # no record of so few had a stage that one of the corruptions applies to
     threshold, accuracy = best_split(good, bad)
