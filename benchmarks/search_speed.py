@@ -12,7 +12,9 @@ both orders per stage; or with --judge likelihood each candidate scored by the m
 probabilities, the reference way one forward pass per candidate), with the same per-stage token budget, sampling temperature and seeds per
 question, on the same model (default: the embedded one), one thread. After one untimed round,
 --repeats rounds are timed and the median round of each strategy is reported. Prints the wall
-times, the ratio, and our stage_beam over our greedy; the last line is one JSON object of the figures.
+times, the ratio, and our stage_beam over our greedy; then what one decoding step of --beam rows
+costs against one row on this machine (the most batching can save on the model's steps; a tiny
+model on a CPU is compute-bound, so little); the last line is one JSON object of the figures.
 
     python benchmarks/search_speed.py [--beam 4] [--questions 3] [--model DIR] [--device cpu]
     python benchmarks/search_speed.py --arch llama-3.2-11b-vision --device cuda --stage-tokens 64
@@ -157,6 +159,34 @@ def random_11b(device: str):
     return models.Loaded(model, processor, "random Llama-3.2-11B-Vision")
 
 
+def step_cost(loaded, image, question, rows: int, steps: int = 64) -> float:
+    """Seconds per decoding step of `rows` sequences over one prompt's cache (plain attention,
+    the model alone): how a batch's cost grows with its rows on this machine. Where N rows cost
+    N times one row (compute-bound, as a tiny model is on a CPU), batching N candidates cannot
+    save what N sequential calls spend."""
+    import copy
+
+    text = models.prompt_text(loaded.processor, question)
+    inputs = loaded.processor(images=[image], text=[text], return_tensors="pt",
+                              add_special_tokens=models.add_special_tokens(loaded.processor, text)).to(loaded.device)
+    length = inputs["input_ids"].shape[1]
+    prefix = loaded.model(**inputs, use_cache=True).past_key_values
+    best = float("inf")
+    for _ in range(3):  # the fastest of three runs: the machine's cost, not its interruptions
+        cache = copy.deepcopy(prefix)
+        cache.batch_repeat_interleave(rows)
+        token = torch.zeros(rows, 1, dtype=torch.long, device=loaded.device)
+        extra = {}
+        if "cross_attention_mask" in inputs:
+            extra["cross_attention_mask"] = inputs["cross_attention_mask"][:, -1:].expand(rows, 1, *inputs["cross_attention_mask"].shape[2:])
+        def decode(cache=cache, token=token, extra=extra):
+            for s in range(steps):
+                loaded.model(input_ids=token, past_key_values=cache, use_cache=True,
+                             cache_position=torch.tensor([length + s], device=loaded.device), **extra)
+        best = min(best, timed(decode)[1] / steps)
+    return best
+
+
 def timed(fn):
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -221,12 +251,16 @@ def main() -> None:
             rounds.append(got)
     # the median round of each strategy (the same seeds every round: the tokens do not change)
     figures = {k: [statistics.median(r[k][0] for r in rounds), rounds[0][k][1]] for k in rounds[0]}
+    with torch.inference_mode():
+        one, many = (step_cost(loaded, *items[0], rows) for rows in (1, args.beam))
     for name, (seconds, tokens) in figures.items():
         print(f"{name:>11}: {seconds:7.2f} s, {tokens:6d} tokens generated, {tokens / seconds:7.1f} tokens/s")
     speedup = figures["reference"][0] / figures["stage_beam"][0]
     over = figures["stage_beam"][0] / figures["greedy"][0]
     print(f"stage_beam --beam {args.beam}: {speedup:.1f}x faster than the reference strategy; "
           f"{over:.2f}x the wall time of greedy")
+    print(f"one decoding step of {args.beam} rows: {many / one:.2f}x the time of one row ({1e3 * many:.2f} ms and "
+          f"{1e3 * one:.2f} ms): batching {args.beam} candidates saves at most {args.beam * one / many:.2f}x on the model's steps")
     print(json.dumps({
         "model": loaded.name, "device": args.device, "beam": args.beam, "questions": len(items), "repeats": args.repeats,
         "orders": args.orders, "judge": args.judge,
@@ -234,6 +268,7 @@ def main() -> None:
         "reference_s": round(figures["reference"][0], 3), "tokens": {k: v[1] for k, v in figures.items()},
         "judge_calls": judge_calls, "speedup_vs_reference": round(speedup, 2),
         f"stage_beam{args.beam}_over_greedy": round(over, 3),
+        "step_ms": {"1": round(1e3 * one, 3), str(args.beam): round(1e3 * many, 3)},
     }))
 
 

@@ -13,8 +13,11 @@ LIKELIHOOD_DIR (optional) that of search_table.sh run with the likelihood judge.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
+
+from llava_cot.evaluation import store
 
 BENCHES = ("synth-test", "synth-hard")
 
@@ -43,10 +46,24 @@ def cost(m: dict | None, key: str, fmt: str) -> str:
     return format(m[key], fmt) if m and key in m else "-"
 
 
+def paired(a: Path, b: Path) -> str:
+    """Run a's accuracy minus run b's on the items both scored, with a 95% interval from the
+    per-item differences (a paired comparison: the same items, so their difficulty cancels)."""
+    if not (a / "predictions.jsonl").is_file() or not (b / "predictions.jsonl").is_file():
+        return "not run yet"
+    right = {r["index"]: bool(r.get("correct")) for r in store.load_rows(a)}
+    d = [right[r["index"]] - bool(r.get("correct")) for r in store.load_rows(b) if r["index"] in right]
+    if len(d) < 2:
+        return "too few shared items"
+    mean = sum(d) / len(d)
+    half = 1.96 * math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d))
+    return f"{100 * mean:+.1f} points (95% interval {100 * (mean - half):+.1f} to {100 * (mean + half):+.1f}; {len(d)} items)"
+
+
 def table2(build: Path) -> list[str]:
-    rows = []
+    rows, runs = [], {}
     for fmt, paper in PAPER_TABLE2.items():
-        run = build / "model" if fmt == "structured" else build / "table2" / f"{fmt}-seed0"
+        run = runs[fmt] = build / "model" if fmt == "structured" else build / "table2" / f"{fmt}-seed0"
         test, hard = (metrics(run / f"eval-{b}") for b in BENCHES)
         valid = {"direct": "- (no stages)", "untagged": "- (no tags)"}.get(fmt) or pct(test, "format_valid")
         rows.append(f"| {fmt} | {paper} | {scored(test)} | {scored(hard)} | {valid} |")
@@ -59,7 +76,12 @@ def table2(build: Path) -> list[str]:
             f"    bash scripts/train_embedded.sh {build}   # structured: its first phase",
             f"    bash scripts/table2.sh {build}           # untagged and direct, then all three scored", "",
             "| training format | paper, 6-benchmark average | ours, synth-test | ours, synth-hard | ours, format valid (test) |",
-            "| --- | ---: | ---: | ---: | ---: |", *rows, ""]
+            "| --- | ---: | ---: | ---: | ---: |", *rows, "",
+            "Structured minus each other format, item by item on the same items (the interval is the",
+            "spread over items only; how much a second training seed would move a figure, one run each",
+            "cannot say):", "",
+            *(f"- {b}, structured - {fmt}: {paired(runs['structured'] / f'eval-{b}', runs[fmt] / f'eval-{b}')}"
+              for fmt in ("untagged", "direct") for b in BENCHES), ""]
 
 
 def _search(search_dir: Path, bench: str, name: str, beam: int) -> dict | None:
@@ -72,6 +94,16 @@ def items(search_dir: Path) -> str:
     return "Items per split: " + ", ".join(counts) + "."
 
 
+def commands(search_dir: Path, judge: str = "") -> list[str]:
+    """The search_table.sh lines that made a directory's runs: one per split, with the number of
+    items its greedy run scored (200 for a split not run yet)."""
+    lines = []
+    for b in BENCHES:
+        m = _search(search_dir, b, "greedy", 1)
+        lines.append(f"    bash scripts/search_table.sh {search_dir} {m['n'] if m else 200} embedded {b} {judge}".rstrip())
+    return lines
+
+
 def table4(search_dir: Path, likely_dir: Path | None) -> list[str]:
     rows = []
     for key, paper in PAPER_TABLE4.items():
@@ -81,14 +113,14 @@ def table4(search_dir: Path, likely_dir: Path | None) -> list[str]:
     if likely_dir is not None:
         cells = " | ".join(pct(_search(likely_dir, b, "stage_beam", 2)) for b in BENCHES)
         rows.append(f"| stage_beam (beam 2), likelihood judge | - | {cells} |")
-    command = [f"    bash scripts/search_table.sh {search_dir} 200"]
+    command = commands(search_dir)
     if likely_dir is not None:
-        command.append(f"    bash scripts/search_table.sh {likely_dir} 200 embedded 'synth-test synth-hard' likelihood")
+        command += commands(likely_dir, "likelihood")
     return ["## Table 4: stage-level beam search against none", "",
             "The embedded model (its judge is itself), greedy against stage-level beam search with 2",
             "candidates per stage: with the paper's pairwise judge, and with the likelihood judge",
             "(the model's own token probabilities; [search.md](search.md)).", "",
-            *command, "", items(search_dir), "",
+            *command, "",
             "| inference | paper, 6-benchmark average | ours, synth-test | ours, synth-hard |",
             "| --- | ---: | ---: | ---: |", *rows, "",
             "What these figures say, and why, is discussed in [search.md](search.md).", ""]
