@@ -320,12 +320,15 @@ def test_eval_plot_draws_a_compute_curve(tmp_path, capsys):
         d = tmp_path / f"{search}-{beam}"
         d.mkdir()
         (d / "metrics.json").write_text(json.dumps({"bench": "synth-test", "search": search, "beam": beam, "n": 10,
-                                                    "accuracy": acc, "tokens_per_item": tokens, "categories": {}}))
+                                                    "accuracy": acc, "tokens_per_item": tokens, "categories": {},
+                                                    "judge_calls_per_item": beam - 1, "seconds_per_item": beam / 4}))
         dirs.append(str(d))
     out = tmp_path / "compute.png"
     assert main(["eval", "plot", *dirs, "--out", str(out)]) == 0
     assert out.read_bytes().startswith(b"\x89PNG") and out.stat().st_size > 1000
-    assert "| stage_beam | 4 | 1000 | 45.0% |" in capsys.readouterr().out
+    table = capsys.readouterr().out.splitlines()
+    assert table[2].startswith("| greedy | 1 | - | 30.0% | 200 | 0.0 | 0.25 | 10 |")  # greedy first, then by name
+    assert table[6].startswith("| stage_beam | 4 | - | 45.0% | 1000 | 3.0 | 1.00 | 10 |")
     assert main(["eval", "plot", str(tmp_path), "--out", str(out)]) == 2  # no metrics.json there
 
 

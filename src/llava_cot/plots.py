@@ -112,9 +112,12 @@ class PlotConfig:
 def main(cfg: PlotConfig) -> int:
     runs = read_runs(cfg.runs)
     compute_curve(runs, cfg.out)
-    print("| search | beam | tokens / item | accuracy | n | run |\n| --- | ---: | ---: | ---: | ---: | --- |")
-    for r in sorted(runs, key=lambda r: (r["search"], r["tokens_per_item"])):
-        print(f"| {r['search']} | {r.get('beam', 1)} | {r['tokens_per_item']:.0f} | {r['accuracy']:.1%} | "
-              f"{r.get('n', '-')} | {r['dir']} |")
+    print("| search | beam | judge | accuracy | tokens / item | judge calls / item | s / item | n | run |\n"
+          "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in sorted(runs, key=lambda r: (r["search"] != "greedy", r["search"], r["tokens_per_item"])):
+        calls, seconds = r.get("judge_calls_per_item"), r.get("seconds_per_item")
+        print(f"| {r['search']} | {r.get('beam', 1)} | {r.get('judge') or '-'} | {r['accuracy']:.1%} | "
+              f"{r['tokens_per_item']:.0f} | {'-' if calls is None else f'{calls:.1f}'} | "
+              f"{'-' if seconds is None else f'{seconds:.2f}'} | {r.get('n', '-')} | {r['dir']} |")
     print(f"wrote {cfg.out}")
     return 0
