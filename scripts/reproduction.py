@@ -148,7 +148,8 @@ def table6(search_dir: Path, judge: str = "") -> list[str]:
             "The paper compares searches on MMVet at the beam counts below; ours are run at 2 and 4",
             "candidates each, with the mean tokens generated (judge prompts excluded) and seconds per item",
             "(CPU, the embedded model) beside the accuracy, from the same command as Table 4, each",
-            "search with its own judge (pairwise; the verifier for SWIRES).", "", *head, *rows, ""]
+            "search with its own judge (pairwise; the verifier for SWIRES).", "", items(search_dir), "",
+            *head, *rows, ""]
 
 
 def main() -> None:
