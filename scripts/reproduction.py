@@ -141,13 +141,13 @@ def table6(search_dir: Path, judge: str = "") -> list[str]:
             rows.append(f"| {label} | {paper_beam} | {paper} | {beam} | {' | '.join(cells)} |")
     if judge:
         return [f"## Table 6 with the {judge} judge", "",
-                f"The same searches with the {judge} judge for all of them, from the second command of Table 4.",
+                f"The same searches with the {judge} judge for all of them, from Table 4's likelihood commands.",
                 "Its synth-test seconds were measured with a training run sharing the 2 CPU cores, its synth-hard",
                 "seconds without: compare the figures of one column with each other, not with the table above.", "", items(search_dir), "", *head, *rows, ""]
     return ["## Table 6: which search, at what cost", "",
             "The paper compares searches on MMVet at the beam counts below; ours are run at 2 and 4",
             "candidates each, with the mean tokens generated (judge prompts excluded) and seconds per item",
-            "(CPU, the embedded model) beside the accuracy, from the same command as Table 4, each",
+            "(CPU, the embedded model) beside the accuracy, from the first commands of Table 4, each",
             "search with its own judge (pairwise; the verifier for SWIRES).", "", items(search_dir), "",
             *head, *rows, ""]
 
