@@ -74,6 +74,18 @@ def test_metrics_per_category_with_format_and_cost():
     assert m["categories"]["count"] == {"n": 2, "accuracy": 0.5, "format_valid": 1.0}
     assert m["tokens_per_item"] == 20
     assert "| **all** | 3 | 66.7% | 66.7% |" in metrics.table(m)
+    assert "retraced_items" not in m  # no retracing search, no retrace figures
+
+
+def test_metrics_count_the_items_a_search_retraced_and_score_them_apart():
+    bench = data.resolve("synth-test")[0]
+    rows = [{"category": "count", "correct": c, "notes": {"retraces": n}}
+            for c, n in [(True, 0), (True, 0), (False, 2), (True, 1), (False, 0)]]
+    m = metrics.summarise(bench, rows)
+    assert m["retraced_items"] == 2 and m["accuracy_when_retraced"] == 0.5
+    assert "| retraced_items | 2 |" in metrics.table(m) and "| accuracy_when_retraced | 50.0% |" in metrics.table(m)
+    none = metrics.summarise(bench, [{**r, "notes": {"retraces": 0}} for r in rows])
+    assert none["retraced_items"] == 0 and "accuracy_when_retraced" not in none
 
 
 def test_bench_file_needs_gold_answers(tmp_path):

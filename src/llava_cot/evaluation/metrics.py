@@ -36,6 +36,11 @@ def summarise(bench: Bench, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for cost, key in COST_KEYS.items():
         if any(cost in r for r in rows):
             summary[key] = sum(r.get(cost, 0) for r in rows) / len(rows)
+    if any("retraces" in (r.get("notes") or {}) for r in rows):  # a retracing search (SWIRES)
+        retraced = [r for r in rows if (r.get("notes") or {}).get("retraces")]
+        summary["retraced_items"] = len(retraced)
+        if retraced:
+            summary["accuracy_when_retraced"] = _rate(retraced, "correct")
     return summary
 
 
