@@ -62,13 +62,18 @@ class WholeSequenceStop:
         return torch.tensor([self.stop in text])
 
 
+def encode(loaded, image, text: str):
+    """The processor's inputs for one image and one rendered prompt, on the model's device."""
+    return loaded.processor(images=[image], text=[text], return_tensors="pt",
+                            add_special_tokens=models.add_special_tokens(loaded.processor, text)).to(loaded.device)
+
+
 def reference_candidate(loaded, image, question, partial, stop, budget, temperature, seed):
     from transformers import StoppingCriteriaList
 
     torch.manual_seed(seed)
     text = models.prompt_text(loaded.processor, question, partial or None)
-    inputs = loaded.processor(images=[image], text=[text], return_tensors="pt",
-                              add_special_tokens=models.add_special_tokens(loaded.processor, text)).to(loaded.device)
+    inputs = encode(loaded, image, text)
     n = inputs["input_ids"].shape[1]
     criteria = StoppingCriteriaList([WholeSequenceStop(loaded.processor.tokenizer, stop, n)])
     out = loaded.model.generate(**inputs, do_sample=True, temperature=temperature, max_new_tokens=budget,
@@ -82,8 +87,7 @@ def reference_verdict(loaded, image, question, previous, stage, first, second) -
     """log P("1") - log P("2") for one order, one forward pass of its own."""
     q = critique.pairwise(question, previous, stage, first, second)
     text = models.prompt_text(loaded.processor, q)
-    inputs = loaded.processor(images=[image], text=[text], return_tensors="pt",
-                              add_special_tokens=models.add_special_tokens(loaded.processor, text)).to(loaded.device)
+    inputs = encode(loaded, image, text)
     logp = torch.log_softmax(loaded.model(**inputs).logits[0, -1].float(), -1)
     one, two = (loaded.processor.tokenizer(" " + c, add_special_tokens=False)["input_ids"][-1] for c in critique.PAIR_CHOICES)
     return float(logp[one] - logp[two])
@@ -94,9 +98,8 @@ def reference_likelihood(loaded, image, question, partial, candidate) -> float:
     whole prompt, image included."""
     head = models.prompt_text(loaded.processor, question, partial or None)
     text = models.prompt_text(loaded.processor, question, partial + candidate)
-    special = models.add_special_tokens(loaded.processor, text)
-    n = loaded.processor(images=[image], text=[head], return_tensors="pt", add_special_tokens=special)["input_ids"].shape[1]
-    inputs = loaded.processor(images=[image], text=[text], return_tensors="pt", add_special_tokens=special).to(loaded.device)
+    n = encode(loaded, image, head)["input_ids"].shape[1]
+    inputs = encode(loaded, image, text)
     logp = torch.log_softmax(loaded.model(**inputs).logits[0, n - 1:-1].float(), -1)
     ids = inputs["input_ids"][0, n:]
     return float(logp.gather(-1, ids[:, None]).min().exp()) if len(ids) else 0.0
@@ -167,8 +170,7 @@ def step_cost(loaded, image, question, rows: int, steps: int = 64) -> float:
     import copy
 
     text = models.prompt_text(loaded.processor, question)
-    inputs = loaded.processor(images=[image], text=[text], return_tensors="pt",
-                              add_special_tokens=models.add_special_tokens(loaded.processor, text)).to(loaded.device)
+    inputs = encode(loaded, image, text)
     length = inputs["input_ids"].shape[1]
     prefix = loaded.model(**inputs, use_cache=True).past_key_values
     best = float("inf")
