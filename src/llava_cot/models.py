@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,24 +103,31 @@ def load(name: str | os.PathLike[str] | None = None, device: str = "auto", dtype
     return Loaded(model, processor, path)
 
 
-def messages(question: str, response: str | None = None, image: bool = True) -> list[dict[str, Any]]:
-    """A single-turn conversation in the content-list form every VLM chat template accepts."""
-    user: list[dict[str, Any]] = [{"type": "image"}] if image else []
-    user.append({"type": "text", "text": question})
-    msgs: list[dict[str, Any]] = [{"role": "user", "content": user}]
-    if response is not None:
-        msgs.append({"role": "assistant", "content": [{"type": "text", "text": response}]})
+def messages(question: str, response: str | None = None, image: bool = True,
+             history: Sequence[tuple[str, str]] = (), system: str | None = None) -> list[dict[str, Any]]:
+    """A conversation in the content-list form every VLM chat template accepts: an optional
+    system message, earlier (user, assistant) turns, then `question` (and `response`, if given).
+    The image placeholder goes with the first user turn."""
+    def text(t: str) -> dict[str, Any]:
+        return {"type": "text", "text": t}
+
+    msgs: list[dict[str, Any]] = [{"role": "system", "content": [text(system)]}] if system is not None else []
+    for user, assistant in [*history, (question, response)]:
+        first = not any(m["role"] == "user" for m in msgs)
+        msgs.append({"role": "user", "content": ([{"type": "image"}] if image and first else []) + [text(user)]})
+        if assistant is not None:
+            msgs.append({"role": "assistant", "content": [text(assistant)]})
     return msgs
 
 
-def prompt_text(processor: Any, question: str, partial: str | None = None, image: bool = True) -> str:
+def prompt_text(processor: Any, question: str, partial: str | None = None, image: bool = True,
+                history: Sequence[tuple[str, str]] = (), system: str | None = None) -> str:
     """The text the model sees before generating: the chat template with the generation prompt,
     or, when `partial` assistant text is given, continuing that message."""
+    msgs = messages(question, partial or None, image, history, system)
     if partial:
-        return processor.apply_chat_template(
-            messages(question, partial, image), tokenize=False, continue_final_message=True
-        )
-    return processor.apply_chat_template(messages(question, None, image), tokenize=False, add_generation_prompt=True)
+        return processor.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
+    return processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 
 def add_special_tokens(processor: Any, text: str) -> bool:

@@ -28,9 +28,15 @@ from llava_cot.errors import LlavaCotError
 
 @dataclass(frozen=True)
 class Prompt:
+    """What the model is asked: the last user turn (`question`, about `image`), optionally after
+    a system message and earlier (user, assistant) text turns, and the assistant text so far.
+    The image belongs to the first user turn (as in LLaVA-CoT-100k's multi-turn records)."""
+
     image: Any  # a PIL image (or None for a text-only prompt)
     question: str
     partial: str = ""  # the assistant's text so far; generation continues it
+    history: tuple[tuple[str, str], ...] = ()  # earlier (user text, assistant text) turns
+    system: str | None = None  # a system message, if any
 
 
 @dataclass(frozen=True)
