@@ -13,7 +13,9 @@ import re
 
 import torch
 
-from llava_cot import generation, models, records, stages
+from llava_cot import models, records, stages
+from llava_cot.engines import Prompt, Sampling
+from llava_cot.engines.hf import HFEngine
 
 # "Row 2, column 3: a small red circle." or "At row 2, column 3 there is a small red circle."
 LINE = re.compile(r"(?:Row|At row) (\d+), column (\d+)(?::| there is) a (\w+) (\w+) (\w+)\.")
@@ -27,7 +29,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=30)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    loaded = models.load(args.model, device="cpu", dtype="float32")
+    engine = HFEngine(models.load(args.model, device="cpu", dtype="float32"), max_batch=args.batch)
     items = list(records.read(f"{args.data}/test.jsonl"))[: args.n]
     with open(f"{args.data}/test_scenes.jsonl") as f:
         scenes = {s["id"]: s for s in map(json.loads, f)}
@@ -35,8 +37,9 @@ def main() -> None:
     for i in range(0, len(items), args.batch):
         batch = items[i : i + args.batch]
         images = [models.open_image(f"{args.data}/{r.image}") for r in batch]
-        outs = generation.generate(loaded, images, [r.question for r in batch], max_new_tokens=400)
-        for rec, out in zip(batch, outs, strict=True):
+        outs = engine.generate([Prompt(im, r.question) for im, r in zip(images, batch, strict=True)],
+                               Sampling(max_new_tokens=400))
+        for rec, [out] in zip(batch, outs, strict=True):
             objects = scenes[rec.extra["scene"]]["objects"]
             gold = {(o["row"], o["col"]): (o["size"], o["colour"], o["shape"]) for o in objects}
             caption = stages.parse(out.text).stages.get("CAPTION", "")

@@ -60,15 +60,24 @@ def test_user_errors_one_line_exit_2(args, message, image, tmp_path, tiny_dir, c
 
 
 def test_streaming_matches_batch_output(tiny_dir, image):
-    from llava_cot import generation, models
+    from llava_cot import models
+    from llava_cot.ask import ask
 
     loaded = models.load(tiny_dir, device="cpu")
     img = Image.open(image).convert("RGB")
     pieces = []
-    streamed = generation.generate(loaded, [img], ["How many?"], max_new_tokens=12, on_text=pieces.append)[0]
-    plain = generation.generate(loaded, [img], ["How many?"], max_new_tokens=12)[0]
-    assert streamed == plain
-    assert "".join(pieces).strip() == plain.text
+    streamed = ask(img, "How many?", loaded, max_new_tokens=12, on_text=pieces.append)
+    plain = ask(img, "How many?", loaded, max_new_tokens=12)
+    assert streamed["text"] == plain["text"] and len(pieces) > 1
+    assert "".join(pieces).strip() == plain["text"]
+    # the same tokens transformers' own generate picks
+    from llava_cot.engines import Prompt
+    from llava_cot.engines.hf import HFEngine
+
+    _, inputs = HFEngine(loaded).encode(Prompt(img, "How many?"))
+    out = loaded.model.generate(**inputs, max_new_tokens=12, do_sample=False)
+    want = loaded.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert plain["text"] == want.strip() and plain["search"]["tokens_generated"] == out.shape[1] - inputs["input_ids"].shape[1]
 
 
 def test_embedded_model_answers_offline_in_four_stages(capsys):
@@ -78,3 +87,28 @@ def test_embedded_model_answers_offline_in_four_stages(capsys):
     obj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert stages.parse(obj["text"]).ok
     assert obj["answer"] == obj["stages"]["CONCLUSION"] != ""
+
+
+def test_image_too_large_one_line_exit_2(tmp_path, capsys):
+    big = tmp_path / "big.png"
+    Image.new("1", (20000, 20000)).save(big)  # 400 megapixels in about 50 KB
+    assert main(["ask", "--image", str(big), "How many objects?"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert f"image {big} is too large: 400,000,000 pixels, more than the 178,956,970 pixels PIL opens" in err
+
+
+def test_image_over_pil_warning_limit_is_read_quietly(tmp_path, monkeypatch):
+    import warnings
+
+    from llava_cot import models
+    from llava_cot.errors import LlavaCotError
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # the limit a user may set, made small
+    Image.new("L", (120, 120)).save(tmp_path / "warned.png")  # 14,400 pixels: PIL only warns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert models.open_image(tmp_path / "warned.png").size == (120, 120)
+    Image.new("L", (150, 150)).save(tmp_path / "refused.png")  # 22,500: over twice the limit
+    with pytest.raises(LlavaCotError, match="22,500 pixels, more than the 20,000 pixels PIL opens"):
+        models.open_image(tmp_path / "refused.png")

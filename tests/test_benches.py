@@ -721,3 +721,47 @@ def test_table_reports_categories_then_overall():
                "categories": {"VD": {"n": 2, "aAcc": 1.0, "fAcc": 0.5, "qAcc": 0.0}}}
     assert table(metrics).splitlines() == ["| category | n | aAcc | fAcc | qAcc |", "| --- | ---: | ---: | ---: | ---: |",
                                            "| VD | 2 | 100.0% | 50.0% | 0.0% |", "| **all** | 3 | 50.0% | 25.0% | 0.0% |"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A benchmark's file given where its name goes (`--bench FILE.tsv`)
+
+
+def test_eval_score_reads_a_benchmark_file_given_as_the_bench(mmstar_tsv, tmp_path, capsys):
+    from llava_cot.cli import main
+
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"index": 0, "response": four_stage("A")}) + "\n"  # right
+                     + json.dumps({"index": 1, "response": four_stage("A")}) + "\n")  # wrong: B
+    scored = []
+    for bench in (["--bench", str(mmstar_tsv)], ["--bench", "mmstar", "--data", str(mmstar_tsv)]):
+        assert main(["eval", "score", *bench, "--predictions", str(preds), "--json"]) == 0
+        cap = capsys.readouterr()
+        m = json.loads(cap.out.strip().splitlines()[-1])
+        scored.append((m["n"], m["accuracy"], m["categories"]))
+        if len(bench) == 2:
+            assert f"{mmstar_tsv}: read as the mmstar benchmark (--bench mmstar --data {mmstar_tsv})" in cap.err
+    assert scored[0] == scored[1] and scored[0][:2] == (2, 0.5)
+
+
+def test_a_benchmark_file_its_name_does_not_tell_is_a_one_line_error(mmstar_tsv, tmp_path, capsys):
+    from llava_cot.cli import main
+
+    mine = tmp_path / "my_questions.tsv"
+    mine.write_bytes(mmstar_tsv.read_bytes())
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"index": 0, "response": "A"}) + "\n")
+    for command in (["eval", "score", "--predictions", str(preds)], ["eval", "--limit", "1"]):
+        assert main([*command, "--bench", str(mine)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and f"pass --bench NAME --data {mine}, NAME one of" in err
+
+
+def test_eval_runs_a_model_on_a_benchmark_file_given_as_the_bench(mmstar_tsv, capsys):
+    from llava_cot.cli import main
+
+    assert main(["eval", "--bench", str(mmstar_tsv), "--limit", "2", "--max-new-tokens", "4", "--batch-size", "2",
+                 "--device", "cpu"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out.strip().splitlines()[-1])["n"] == 2
+    assert "read as the mmstar benchmark" in cap.err

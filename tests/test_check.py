@@ -90,3 +90,40 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
     path.write_text("")
     assert main(["data", "check", str(path), "--images", str(tmp_path / "nodir")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_file_not_utf8_reported_by_line(tmp_path, capsys):
+    path = tmp_path / "f.jsonl"
+    good = json.dumps(Record.make("r0", "How many?", RESPONSE).to_json()).encode() + b"\n"
+    path.write_bytes(good + b"\x00\xff\xfe garbage\n" + good.replace(b"r0", b"r2"))
+    assert main(["data", "check", str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{path}:line 2: not UTF-8 text: byte 0xff at column 2 (save the file as UTF-8)"
+    assert out[-1].startswith("checked 3 records: 2 good, 1 bad (not UTF-8: 1)")
+
+
+def test_image_too_large_is_a_bad_record(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # the limit a user may set, made small
+    Image.new("L", (150, 150)).save(tmp_path / "big.png")  # over twice it: PIL refuses to open it
+    path = tmp_path / "d.jsonl"
+    records.write(path, [Record.make("r0", "How many?", RESPONSE, image="big.png")])
+    assert main(["data", "check", str(path), "--images", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "line 1 (id r0): image 'big.png' is too large: 22,500 pixels" in out and "(too large: 1)" in out
+
+
+def test_multi_turn_records_are_counted_and_every_turn_checked(tmp_path, capsys):
+    def conversation(*answers):
+        turns = []
+        for k, answer in enumerate(answers):
+            turns += [{"from": "human", "value": f"Question {k}?"}, {"from": "gpt", "value": answer}]
+        return turns
+
+    recs = [Record.make("r0", "q", RESPONSE), Record("r1", conversation(RESPONSE, RESPONSE)),
+            Record("r2", conversation(RESPONSE, RESPONSE, "Three.")), Record("r3", conversation(RESPONSE, RESPONSE, RESPONSE))]
+    path = tmp_path / "d.jsonl"
+    records.write(path, recs)
+    assert main(["data", "check", str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{path}:line 3 (id r2): gpt turn 3 not in the four-stage format")
+    assert out[-1].startswith("checked 4 records: 3 good, 1 bad (four-stage: 1); 2 multi-turn")

@@ -46,3 +46,27 @@ def test_command_help_shows_field_help(capsys):
 def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "llava_cot", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("llava-cot ")
+
+
+def test_command_help_offers_every_registered_search_without_heavy_imports():
+    # ask/eval take their --search choices from the registry: a new search is one dict line
+    code = (
+        "import contextlib, io, sys; from llava_cot.cli import main; from llava_cot.search import SEARCHES\n"
+        "for cmd in ('ask', 'eval'):\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit): main([cmd, '--help'])\n"
+        "    print(cmd, '{' + ','.join(SEARCHES) + '}' in out.getvalue())\n"
+        "print('HEAVY', [m for m in ('torch', 'transformers') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:3] == ["ask True", "eval True", "HEAVY []"]
+
+
+def test_train_on_a_file_not_utf8_one_line_exit_2(tmp_path, capsys):
+    data = tmp_path / "f.jsonl"
+    data.write_bytes(b"\x00\xff\xfe garbage\n")  # printf '\x00\xff\xfe garbage\n'
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "out"), "--init", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"{data}: skipping bad record at line 1: not UTF-8 text: byte 0xff at column 2 (save the file as UTF-8)"
+    assert err[-1].startswith(f"llava-cot: error: {data} has no usable records") and len(err) == 2
+    assert not (tmp_path / "out").exists()

@@ -66,6 +66,36 @@ def test_both_orders_cancel_position_bias():
     assert one_order.calls == 1
 
 
+class AlwaysOne:
+    """A judge served remotely with total position bias: "1" is its only top answer, whatever the
+    order ("2" is not among the server's top tokens: log-probability -inf)."""
+
+    def __init__(self):
+        self.cost = Cost()
+
+    def choice_logprobs(self, prompts, choices):
+        return [[-0.01, float("-inf")] for _ in prompts]
+
+
+def test_a_tie_is_broken_by_a_seeded_coin_and_counted():
+    # Certain of "1" in both orders: the log-odds are +inf for a, then -inf for b; they cancel,
+    # they do not make a NaN that the second candidate wins.
+    picks = []
+    for seed in range(16):
+        judge = PairwiseJudge(seed=seed)
+        picks.append(judge.pick(AlwaysOne(), PROMPT, "CAPTION", ["a", "b"]))
+        assert judge.ties == 1
+    assert 3 <= picks.count(0) <= 13
+    assert picks == [PairwiseJudge(seed=seed).pick(AlwaysOne(), PROMPT, "CAPTION", ["a", "b"]) for seed in range(16)]
+    # equal candidates tie too (exactly cancelling log-odds), and the earlier is not always kept
+    equal = [PairwiseJudge(seed=seed).pick(ScriptedJudgeModel(), PROMPT, "CAPTION", ["q=0.5", "q=0.5"])
+             for seed in range(16)]
+    assert set(equal) == {0, 1}
+    # a preference is no tie
+    judge = PairwiseJudge(seed=0)
+    assert judge.pick(ScriptedJudgeModel(bias=3.0), PROMPT, "CAPTION", CANDIDATES) == 1 and judge.ties == 0
+
+
 def test_a_judge_question_carries_the_stage_criteria_and_context():
     model = ScriptedJudgeModel()
     partial = "<SUMMARY> count the cubes </SUMMARY>"

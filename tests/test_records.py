@@ -114,3 +114,57 @@ def test_read_raises_or_skips_with_line_number(tmp_path, capsys):
 def test_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(LlavaCotError, match="cannot read"):
         list(records.scan(tmp_path / "nope.jsonl"))
+
+
+GARBAGE = b"\x00\xff\xfe garbage\n"  # what `printf '\x00\xff\xfe garbage\n'` writes: not UTF-8
+
+
+def test_line_not_utf8_is_a_bad_record_and_the_rest_is_read(tmp_path):
+    path = tmp_path / "d.jsonl"
+    good = [json.dumps(make(i).to_json()).encode() + b"\n" for i in range(3)]
+    path.write_bytes(good[0] + good[1] + GARBAGE + good[2])
+    got = list(records.scan(path))
+    assert [r.id for r in got if isinstance(r, Record)] == ["r0", "r1", "r2"]
+    bad = [r for r in got if isinstance(r, BadRecord)]
+    assert len(bad) == 1 and bad[0].line == 3
+    assert "not UTF-8" in bad[0].reason and "0xff at column 2" in bad[0].reason
+    assert [r.id for r in records.read(path, on_error="skip")] == ["r0", "r1", "r2"]
+    with pytest.raises(LlavaCotError, match="line 3: not UTF-8"):
+        list(records.read(path))
+
+
+def test_json_list_element_not_utf8(tmp_path, monkeypatch):
+    monkeypatch.setattr(records, "_CHUNK", 7)  # the bad byte found across read boundaries too
+    objs = [json.dumps(make(i).to_json()).encode() for i in range(3)]
+    inside = objs[1].replace(b"Question 1", b"Question \xe9")  # latin-1, inside a string
+    path = tmp_path / "d.json"
+    path.write_bytes(b"[\n" + b",\n".join([objs[0], inside, objs[2]]) + b"\n]")
+    got = list(records.scan(path))
+    assert [r.id if isinstance(r, Record) else r.line for r in got] == ["r0", 3, "r2"]
+    assert "not UTF-8 text: byte 0xe9" in got[1].reason
+    # outside a string the list itself is broken: what came before is still read
+    path.write_bytes(b"[\n" + objs[0] + b",\n" + objs[1] + b",\xff\n" + objs[2] + b"]")
+    got = list(records.scan(path))
+    assert [r.id for r in got[:2]] == ["r0", "r1"]
+    assert got[2].line == 3 and "not UTF-8" in got[2].reason and "rest of the list" in got[2].reason
+
+
+def test_byte_order_mark_is_not_part_of_the_text(tmp_path):
+    bom = b"\xef\xbb\xbf"  # what Windows editors put before "UTF-8 with BOM"
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(bom + json.dumps(make(0).to_json()).encode() + b"\n")
+    assert [r.id for r in records.read(path)] == ["r0"]
+    path = tmp_path / "d.json"
+    path.write_bytes(bom + json.dumps([make(0).to_json()]).encode())
+    assert [r.id for r in records.read(path)] == ["r0"]
+
+
+def test_every_turn_of_a_multi_turn_record():
+    # LLaVA-CoT-100k has conversations of several questions about one image; none may be lost
+    turns = [("human", "<image>\nHow many cubes?"), ("gpt", "A1"), ("human", "And spheres?"), ("gpt", "A2"),
+             ("human", "Which is larger?"), ("gpt", "A3")]
+    obj = {"id": "m", "image": "x.png", "conversations": [{"from": f, "value": v} for f, v in turns]}
+    rec = Record.from_json(obj)
+    assert rec.turns == [("How many cubes?", "A1"), ("And spheres?", "A2"), ("Which is larger?", "A3")]
+    assert (rec.question, rec.response) == rec.turns[0]
+    assert make(1).turns == [("Question 1?", RESPONSE)]

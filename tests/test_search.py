@@ -68,11 +68,11 @@ def test_each_search_returns_a_four_stage_answer_and_its_cost_adds_up(engine, pr
 
 
 def test_greedy_search_is_plain_greedy_decoding(engine, prompt):
-    from llava_cot import generation
-
     result = run("greedy", engine, prompt, CFG)
-    [gen] = generation.generate(engine.loaded, [prompt.image], [prompt.question], max_new_tokens=768)
-    assert result.text.strip() == gen.text
+    _, inputs = engine.encode(prompt)
+    out = engine.model.generate(**inputs, max_new_tokens=768, do_sample=False)
+    want = engine.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert result.text.strip() == want.strip()
 
 
 def test_swires_retraces_as_often_as_its_threshold_says(engine, prompt):
@@ -80,6 +80,94 @@ def test_swires_retraces_as_often_as_its_threshold_says(engine, prompt):
     always = run("swires", engine, prompt, SearchConfig(beam=2, threshold=1.01, retraces=2, step_tokens=256))
     assert never.notes["retraces"] == 0 and always.notes["retraces"] == 2
     assert always.format_ok and always.judge_calls > never.judge_calls
+
+
+class StageWriter:
+    """An engine that writes stages whose provenance can be read back: candidate j of the d-th
+    sampling of a stage says "STAGE d.j", and takes `tokens` tokens (fewer if the budget it is
+    given is smaller). It records the budget of every sampling. Lets SWIRES's bookkeeping be
+    checked against numbers known in advance."""
+
+    def __init__(self, tokens):
+        from collections import Counter
+
+        from llava_cot.engines import Cost
+
+        self.tokens, self.cost, self.budgets, self.draws = tokens, Cost(), [], Counter()
+
+    def generate(self, prompts, sampling):
+        from llava_cot.engines import Completion
+
+        [stop] = sampling.stop
+        [stage] = [s for s in stages.STAGES if stages.close_tag(s) == stop]
+        draw, self.draws[stage] = self.draws[stage], self.draws[stage] + 1
+        self.budgets.append((stage, sampling.max_new_tokens))
+        n = min(self.tokens, sampling.max_new_tokens)
+        self.cost.tokens_generated += n * sampling.n
+        return [[Completion(stages.render_stage(stage, f"{stage} {draw}.{j}") + "\n\n", n, -1.0, "stop")
+                 for j in range(sampling.n)] for _ in prompts]
+
+
+class Verdicts:
+    """A scoring judge whose score for each "STAGE d.j" candidate is given (0.9 otherwise)."""
+
+    def __init__(self, scores):
+        self.given, self.calls = scores, 0
+
+    def scores(self, engine, prompt, stage, candidates):
+        self.calls += len(candidates)
+        return [self.given.get(stages.parse(c).stages[stage], 0.9) for c in candidates]
+
+    def pick(self, engine, prompt, stage, candidates):
+        raise AssertionError("swires ranks by scores")
+
+
+def kept(result):
+    return [result.stages[s] for s in stages.STAGES]
+
+
+SWIRES = SearchConfig(beam=2, keep=2, threshold=0.5, retraces=2, step_tokens=1000, max_new_tokens=1000)
+
+
+def test_swires_budget_after_a_retrace_is_what_the_kept_stages_used():
+    # every stage takes 200 tokens; REASONING fails once, so CAPTION is redone: the CONCLUSION
+    # then has 1000 - 3 x 200 tokens left (the dropped CAPTION and REASONING spent nothing of it)
+    engine = StageWriter(tokens=200)
+    result = run("swires", engine, Prompt(None, "How many?"), SWIRES,
+                 Verdicts({"REASONING 0.0": 0.1, "REASONING 0.1": 0.1}))
+    assert kept(result) == ["SUMMARY 0.0", "CAPTION 0.1", "REASONING 1.0", "CONCLUSION 0.0"]
+    assert result.notes["retraces"] == 1
+    assert engine.budgets == [("SUMMARY", 1000), ("CAPTION", 800), ("REASONING", 600), ("REASONING", 600),
+                              ("CONCLUSION", 400)]
+
+
+def test_swires_retrace_redoes_the_previous_stage_and_does_not_cascade():
+    # REASONING fails: back to CAPTION, whose runner-up is weak too. That calls for a fresh
+    # CAPTION, not for giving up the good SUMMARY (its runner-up taken) and the last retrace.
+    engine = StageWriter(tokens=50)
+    weak = {"REASONING 0.0": 0.1, "REASONING 0.1": 0.1, "CAPTION 0.1": 0.2}
+    result = run("swires", engine, Prompt(None, "How many?"), SWIRES, Verdicts(weak))
+    assert kept(result) == ["SUMMARY 0.0", "CAPTION 1.0", "REASONING 1.0", "CONCLUSION 0.0"]
+    assert result.notes["retraces"] == 1
+    # ... unless the fresh CAPTION fails too: then it walks back to SUMMARY's runner-up
+    worse = {**weak, "CAPTION 1.0": 0.3, "CAPTION 1.1": 0.3}
+    result = run("swires", StageWriter(tokens=50), Prompt(None, "How many?"), SWIRES, Verdicts(worse))
+    assert kept(result) == ["SUMMARY 0.1", "CAPTION 2.0", "REASONING 1.0", "CONCLUSION 0.0"]
+    assert result.notes["retraces"] == 2
+
+
+class SureOfOne(StageWriter):
+    """... judged by a server that only ever answers "1" ("2" not among its top tokens)."""
+
+    def choice_logprobs(self, prompts, choices):
+        return [[-0.01, float("-inf")] for _ in prompts]
+
+
+def test_pairwise_ties_are_counted_in_the_trace():
+    result = run("stage_beam", SureOfOne(tokens=20), Prompt(None, "How many?"), SearchConfig(beam=2))
+    # one match per stage, each a tie (the two orders' certainties cancel), each asked twice
+    assert result.notes["ties"] == len(stages.STAGES) == result.judge_calls / 2
+    assert run("stage_beam", SureOfOne(tokens=20), Prompt(None, "How many?"), SearchConfig(beam=2)).text == result.text
 
 
 def test_swires_threshold_comes_from_the_calibration_file(engine, tmp_path):
@@ -163,6 +251,27 @@ def test_pairwise_calibration_counts_right_verdicts_and_position_bias(tmp_path):
     assert got["pairwise_items"] == 8 and got["pairwise_says_first"] == 1.0
     assert got["pairwise_accuracy"] == 3 / 8
     assert got["pairwise_accuracy_by_stage"] == {"SUMMARY": 0.25, "CAPTION": 0.5}
+    assert got["pairwise_ties"] == 0
+
+
+def test_calibration_reads_verdicts_as_the_judges_do(tmp_path):
+    """No verdict at all (neither answer among a server's top tokens) is no vote for "1" and a
+    verifier score of 0.5, in calibration as in search: the judges read it, not a copy of them."""
+    from PIL import Image
+
+    from llava_cot.records import Record
+    from llava_cot.search.calibrate import calibrate, pairwise
+
+    class Silent:
+        def choice_logprobs(self, prompts, choices):
+            return [[float("-inf"), float("-inf")] for _ in prompts]
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    judged = [Record.make(f"j{i}", "which?", "12"[i % 2], image="x.png", task="judge", stage="CAPTION") for i in range(8)]
+    got = pairwise(Silent(), judged, tmp_path)
+    assert got["pairwise_says_first"] < 1 and got["pairwise_ties"] == 8
+    verified = [Record.make(f"v{i}", "correct?", ["yes", "no"][i % 2], image="x.png", task="verify") for i in range(4)]
+    assert calibrate(Silent(), verified, tmp_path)["mean_score_correct"] == 0.5
 
 
 def test_calibrate_writes_a_threshold_swires_then_uses(tiny_dir, tmp_path, capsys):

@@ -25,9 +25,13 @@ from llava_cot.errors import LlavaCotError
 from llava_cot.records import Record
 from llava_cot.synth.generate import SynthConfig, generate
 
-# What the assistant turn adds after the generation prompt, per template (tests/tiny_vlms.py):
-# the response, then the template's end-of-turn token(s).
-COMPLETION = {"llava": " {}</s>", "mllama": "{}<|eot_id|>", "qwen2_vl": "{}<|im_end|>\n"}
+# What is learned of an assistant turn, per template (tests/tiny_vlms.py): what the turn adds
+# after the generation prompt, ending with the end-of-turn token. Llava-1.5's template writes
+# none (its turn is " answer "): the tokenizer's EOS ends it instead, as the model stops on it.
+# Qwen2-VL's newline after <|im_end|> comes after the end, and is not learned.
+COMPLETION = {"llava": " {}</s>", "mllama": "{}<|eot_id|>", "qwen2_vl": "{}<|im_end|>"}
+# Llava-1.5 and Llama-2's SentencePiece tokenizer, as llava-hf ships them
+SENTENCEPIECE = "llava_sentencepiece"
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +112,82 @@ def test_mllama_example_equals_processing_the_whole_conversation(root, recs, syn
     full = sft.process(processor, "".join(sft.split(processor, rec.question, rec.response)), image)
     assert set(full) == set(ex) - {"labels"}
     assert all(torch.equal(full[k], ex[k]) for k in full)
+
+
+@pytest.mark.parametrize("arch", [*tiny_vlms.ARCHS, SENTENCEPIECE])
+def test_the_learned_turn_ends_with_the_end_of_turn_token(arch, root, recs, synth):
+    """A model that never sees its end-of-turn token labelled never learns to stop. Llava-1.5's
+    template writes none, so the tokenizer's EOS is learned in its place."""
+    processor = processor_for(arch, root)
+    rec, image = recs[0], Image.open(synth / recs[0].image)
+    ids = labelled(sft.encode(processor, rec.question, rec.response, image)).tolist()
+    assert ids[-1] == processor.tokenizer.eos_token_id
+    assert ids.count(processor.tokenizer.eos_token_id) == 1  # the end, nothing learned after it
+
+
+@pytest.mark.parametrize("arch", [*tiny_vlms.ARCHS, SENTENCEPIECE])
+def test_labels_are_the_tokens_of_the_answer_in_context(arch, root, recs, synth):
+    """The learned ids are the answer as the tokenizer splits it after the prompt, the way the
+    model reads it: a SentencePiece tokenizer given the answer on its own starts it with a lone
+    "▁" token that it never produces after the prompt."""
+    processor = processor_for(arch, root)
+    rec, image = recs[2], Image.open(synth / recs[2].image)
+    ex = sft.encode(processor, rec.question, rec.response, image)
+    prompt, completion = sft.split(processor, rec.question, rec.response)
+    whole = sft.process(processor, prompt + completion, image)
+    assert ex["input_ids"].tolist() == whole["input_ids"].tolist()
+    n_prompt = sft.process(processor, prompt, image)["input_ids"].shape[1]
+    assert (ex["labels"][0, n_prompt:] == whole["input_ids"][0, n_prompt:]).all()
+    assert (ex["labels"][0, :n_prompt] == sft.IGNORE).all()
+
+
+SECOND = ("And how many are left?", stages.render({s: f"second {s.lower()}" for s in stages.STAGES}))
+
+
+def two_turns(rec: Record) -> Record:
+    """`rec` with a second question and answer about the same image, as in LLaVA-CoT-100k."""
+    more = [{"from": "human", "value": SECOND[0]}, {"from": "gpt", "value": SECOND[1]}]
+    return Record(id=rec.id, conversations=[*rec.conversations, *more], image=rec.image, extra=dict(rec.extra))
+
+
+def blocks(labels: torch.Tensor) -> list[tuple[int, int]]:
+    """(start, end) of each run of learned positions."""
+    learned = [*(labels != sft.IGNORE).tolist(), False]
+    return [(i, j) for i in range(len(learned) - 1) if learned[i] and (i == 0 or not learned[i - 1])
+            for j in [learned.index(False, i)]]
+
+
+@pytest.mark.parametrize("arch", tiny_vlms.ARCHS)
+def test_every_turn_of_a_multi_turn_record_is_learned_after_the_turns_before_it(arch, root, recs, synth):
+    processor = processor_for(arch, root)
+    rec = two_turns(recs[0])
+    (q1, a1), (q2, a2) = (recs[0].question, recs[0].response), SECOND
+    ex = sft.Examples([rec], processor, images=synth)[0]
+    runs = blocks(ex["labels"][0])
+    ids = ex["input_ids"][0]
+    assert [processor.tokenizer.decode(ids[i:j]) for i, j in runs] == [COMPLETION[arch].format(a) for a in (a1, a2)]
+    # the second answer is learned after exactly what inference feeds the model for that turn
+    image = Image.open(synth / rec.image)
+    asked = sft.process(processor, models.prompt_text(processor, q2, history=[(q1, a1)]), image)["input_ids"][0]
+    context = ids[: runs[1][0]]
+    if arch == "llava":  # ... but for the EOS the first turn learned, which Llava-1.5's template does not write
+        end = runs[0][1] - 1
+        assert ids[end] == processor.tokenizer.eos_token_id
+        context = torch.cat([context[:end], context[end + 1:]])
+    assert context.tolist() == asked.tolist()
+
+
+def test_prompts_do_not_depend_on_the_day(root, recs):
+    """Llama-3.2-Vision's template writes today's date into a prompt without an image; training
+    and inference on different days must still see the same prompt."""
+    import time
+
+    processor = processor_for("mllama", root)
+    today = time.strftime("%d %b %Y")
+    inference = models.prompt_text(processor, recs[0].question, image=False)
+    prompt, _ = sft.split(processor, recs[0].question, recs[0].response, image=False)
+    assert today not in inference and today not in prompt
+    assert f"Today Date: {models.DATE_STRING}" in inference and prompt == inference
 
 
 @pytest.mark.parametrize("fmt", ["structured", "untagged", "direct"])

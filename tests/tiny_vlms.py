@@ -4,9 +4,11 @@ Each factory writes a randomly initialised model (a few layers, hidden size 32) 
 processor to a directory, in the standard Hugging Face layout, so that tests exercise the same
 loading path as a real checkpoint (`AutoModelForImageTextToText` / `AutoProcessor`, and
 `llava_cot.models.load`). Nothing is downloaded: the tokenizer is a small byte-level BPE trained
-here on a few sentences, carrying the architecture's own special tokens, and the chat templates
-are written here in the shape of the real ones (Llava-1.5 "USER: ... ASSISTANT:", Llama-3.2-Vision
-header ids, Qwen2-VL ChatML).
+here on a few sentences, carrying the architecture's own special tokens (`llava_sentencepiece`:
+Llava with a Llama-2 style SentencePiece tokenizer instead, as Llava-1.5 has), and the chat
+templates behave as the real ones do, down to what each writes after an assistant turn
+(Llava-1.5: a space and no end-of-turn token; Llama-3.2-Vision: <|eot_id|>, and a system turn
+with today's date when there is no image; Qwen2-VL: <|im_end|> and a newline).
 
     from tiny_vlms import build
     path = build("mllama", tmp_path / "mllama")      # -> the directory, ready for from_pretrained
@@ -40,26 +42,51 @@ SENTENCES = [
     *(stages.render_stage(s, "text") for s in stages.STAGES),
 ]
 
-# Llava-1.5 shape: "USER: <image>\nQUESTION ASSISTANT: ANSWER</s>"; the tokenizer adds <s>.
+# The chat templates below behave as each family's real one does (read from llava-hf's
+# chat_template.json, meta-llama's Llama-3.2-11B-Vision-Instruct and Qwen2-VL-7B-Instruct), written
+# here in our own words. What differs between them is what training and inference get wrong:
+# whether an assistant turn ends with an end-of-turn token, what follows it, and what else the
+# template writes on its own (a system turn with today's date).
+
+# llava-hf's Llava-1.5: "USER: <image>\nQUESTION ASSISTANT: ANSWER USER: ..."; every turn's text
+# is followed by a space and NO end-of-turn token (the tokenizer adds the <s> at the start); a
+# system message is written bare; the generation prompt is "ASSISTANT:" with no space after it.
 LLAVA_TEMPLATE = (
     "{%- for message in messages -%}"
     "{%- set items = [{'type': 'text', 'text': message['content']}] if message['content'] is string"
     " else message['content'] -%}"
-    "{%- if message['role'] == 'system' -%}"
-    "{%- for item in items if item['type'] == 'text' -%}{{ item['text'] + '\\n' }}{%- endfor -%}"
-    "{%- else -%}"
-    "{{ message['role'].upper() + ': ' }}"
+    "{%- if message['role'] != 'system' -%}{{ message['role'].upper() + ': ' }}{%- endif -%}"
     "{%- for item in items if item['type'] == 'image' -%}{{ '<image>\\n' }}{%- endfor -%}"
-    "{%- for item in items if item['type'] == 'text' -%}{{ item['text'] }}{%- endfor -%}"
-    "{{ eos_token if message['role'] == 'assistant' else ' ' }}"
-    "{%- endif -%}"
+    "{%- for item in items if item['type'] == 'text' -%}{{ item['text'] + ' ' }}{%- endfor -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ 'ASSISTANT:' }}{%- endif -%}"
 )
 
-# Llama-3.2-Vision shape: header ids around the role, <|eot_id|> after every turn.
+# Llama-3.2-Vision-Instruct: BOS, header ids around the role, <|eot_id|> after every turn. A
+# conversation without an image opens with a system turn carrying "Today Date: " and the date the
+# template is rendered on (`strftime_now`), unless the caller passes `date_string`; with an image
+# there is no such turn, and a system message is refused.
 MLLAMA_TEMPLATE = (
     "{{- bos_token -}}"
+    "{%- if date_string is not defined -%}"
+    "{%- if strftime_now is defined -%}{%- set date_string = strftime_now('%d %b %Y') -%}"
+    "{%- else -%}{%- set date_string = '26 Jul 2024' -%}{%- endif -%}"
+    "{%- endif -%}"
+    "{%- set ns = namespace(images=false, system='') -%}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- if messages[0]['content'] is string -%}{%- set ns.system = messages[0]['content'] | trim -%}"
+    "{%- else -%}{%- for item in messages[0]['content'] if item['type'] == 'text' -%}"
+    "{%- set ns.system = ns.system + item['text'] | trim -%}{%- endfor -%}{%- endif -%}"
+    "{%- set messages = messages[1:] -%}"
+    "{%- endif -%}"
+    "{%- for message in messages if message['content'] is not string -%}"
+    "{%- for item in message['content'] if item['type'] == 'image' -%}{%- set ns.images = true -%}{%- endfor -%}"
+    "{%- endfor -%}"
+    "{%- if ns.images and ns.system -%}{{ raise_exception('a system message cannot go with an image') }}{%- endif -%}"
+    "{%- if not ns.images -%}"
+    "{{ '<|start_header_id|>system<|end_header_id|>\n\n' + 'Cutting Knowledge Date: December 2023\n' }}"
+    "{{ 'Today Date: ' + date_string + '\n\n' + ns.system + '<|eot_id|>' }}"
+    "{%- endif -%}"
     "{%- for message in messages -%}"
     "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}"
     "{%- if message['content'] is string -%}{{ message['content'] }}"
@@ -72,7 +99,8 @@ MLLAMA_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif -%}"
 )
 
-# Qwen2-VL shape: ChatML with a default system turn, images wrapped in vision start/end tokens.
+# Qwen2-VL-Instruct: ChatML with a default system turn, images wrapped in vision start/end tokens,
+# and every turn closed by <|im_end|> and a newline.
 QWEN2_VL_TEMPLATE = (
     "{%- for message in messages -%}"
     "{%- if loop.first and message['role'] != 'system' -%}"
@@ -109,6 +137,32 @@ def tokenizer(special: list[str], texts: Iterable[str] = (), vocab_size: int = 6
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, **roles)
 
 
+def sentencepiece_tokenizer(texts: Iterable[str] = (), vocab_size: int = 600) -> Any:
+    """A tokenizer laid out as Llama-2's (and so Llava-1.5's) SentencePiece model is in its
+    tokenizer.json: every text gets a "▁" prepended and its spaces turned into "▁" before BPE
+    with byte fallback, so a text that starts with a space starts with a lone "▁" token when
+    tokenised on its own (" A" -> "▁", "▁A"), but not after other text ("x A" -> "▁x", "▁A").
+    The BPE is learnt here on SENTENCES (+ texts), merges never crossing a word boundary."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    # words are split at "▁" only while the merges are learnt, as SentencePiece splits by whitespace
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False,
+                                  initial_alphabet=[f"<0x{b:02X}>" for b in range(256)])
+    tok.train_from_iterator([*SENTENCES, *texts], trainer)
+    tok.pre_tokenizer = None
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(content=" ", left=1, right=0)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>")
+
+
 LLAMA3_SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>", "<|start_header_id|>",
                   "<|end_header_id|>", "<|eot_id|>", "<|python_tag|>", "<|image|>"]
 
@@ -127,7 +181,7 @@ def _llama_text(tok: Any, **extra: Any) -> dict[str, Any]:
                 **extra)
 
 
-def llava(texts: Iterable[str] = ()) -> tuple[Any, Any]:
+def llava(texts: Iterable[str] = (), tok: Any = None) -> tuple[Any, Any]:
     """Llava: CLIP vision tower (64 px, 16 px patches, CLS dropped: 16 image tokens) + Llama."""
     from transformers import (
         CLIPImageProcessorPil,
@@ -138,8 +192,8 @@ def llava(texts: Iterable[str] = ()) -> tuple[Any, Any]:
         LlavaProcessor,
     )
 
-    tok = tokenizer(["<unk>", "<s>", "</s>", "<pad>", "<image>"], texts, bos="<s>",
-                    eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    tok = tok or tokenizer(["<unk>", "<s>", "</s>", "<pad>", "<image>"], texts, bos="<s>",
+                           eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
     images = CLIPImageProcessorPil(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
     processor = LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=16, num_additional_image_tokens=1,
                                vision_feature_select_strategy="default", chat_template=LLAVA_TEMPLATE)
@@ -251,7 +305,13 @@ def unavailable(arch: str) -> str | None:
     return None
 
 
-FACTORIES: dict[str, Callable[..., tuple[Any, Any]]] = {"llava": llava, "mllama": mllama, "qwen2_vl": qwen2_vl}
+def llava_sentencepiece(texts: Iterable[str] = ()) -> tuple[Any, Any]:
+    """Llava-1.5 as llava-hf ships it: the Llava model with a Llama-2 SentencePiece tokenizer."""
+    return llava(texts, tok=sentencepiece_tokenizer(texts))
+
+
+FACTORIES: dict[str, Callable[..., tuple[Any, Any]]] = {"llava": llava, "mllama": mllama, "qwen2_vl": qwen2_vl,
+                                                        "llava_sentencepiece": llava_sentencepiece}
 
 
 def build(arch: str, out: str | Path, seed: int = 0, texts: Iterable[str] = ()) -> Path:

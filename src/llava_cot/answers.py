@@ -334,6 +334,12 @@ def _resolve(gold: Gold, options: Options | None) -> tuple[str, object, Options 
     return "text", normalize_text(g), None
 
 
+def answer_kind(gold: Gold, options: Options | None = None) -> str:
+    """How `gold` is compared: "choice", "number", "yes_no", or "text" (free text, matched only
+    when the normalised texts are equal: where an LLM judge may be needed)."""
+    return _resolve(gold, options)[0]
+
+
 def extract(response: str, gold: Gold, options: Options | None = None) -> str | float | None:
     """The response's answer, read the way `gold` is written: an option letter, a number,
     "Yes"/"No", or normalised free text."""

@@ -22,6 +22,7 @@ from typing import Any
 from llava_cot import stages
 from llava_cot.errors import LlavaCotError
 from llava_cot.judges import JUDGES
+from llava_cot.search import SEARCHES  # names only: the searches themselves load lazily
 
 
 @dataclass
@@ -32,9 +33,7 @@ class AskConfig:
     image: str = field(metadata={"help": "path of the image (PNG, JPEG, ...)"})
     model: str | None = field(default=None, metadata={"help": "model directory or hub id (default: the embedded model)"})
     json: bool = field(default=False, metadata={"help": "print one JSON object instead of streaming the stages"})
-    search: str = field(default="greedy", metadata={
-        "help": "inference-time search", "choices": ["greedy", "best_of_n", "sentence_beam", "stage_beam", "swires",
-                                                     "self_consistency"]})
+    search: str = field(default="greedy", metadata={"help": "inference-time search", "choices": list(SEARCHES)})
     beam: int = field(default=4, metadata={"help": "candidates sampled per search step"})
     judge: str | None = field(default=None, metadata={
         "help": "the search's judge (default: its own)", "choices": list(JUDGES)})
@@ -93,24 +92,27 @@ class _StagePrinter:
 def ask(image: Any, question: str, model: Any = None, max_new_tokens: int = 1536,
         on_text: Any = None, search: str = "greedy", beam: int = 4, seed: int = 0,
         judge: str | None = None) -> dict[str, Any]:
-    """Answer one question: the result object of `--json`. `model` is a `models.Loaded` or a
-    name. Greedy answers stream through `on_text`; a search returns once it has chosen."""
-    from llava_cot import models
+    """Answer one question: the result object of `--json`. `model` is an engine (llava_cot.engines),
+    a `models.Loaded` or a model name. A greedy answer from a local engine streams through
+    `on_text` as it is decoded; a search returns once it has chosen."""
+    from llava_cot.engines import Prompt, Sampling
+    from llava_cot.search import SearchConfig, run
 
-    loaded = model if isinstance(model, models.Loaded) else models.load(model)
-    if search == "greedy":
-        from llava_cot import generation
-
-        t0 = time.perf_counter()
-        gen = generation.generate(loaded, [image], [question], max_new_tokens=max_new_tokens, on_text=on_text)[0]
-        text, cost = gen.text, {"name": "greedy", "tokens_generated": gen.tokens, "forward_passes": gen.tokens,
-                                "judge_calls": 0, "seconds": round(time.perf_counter() - t0, 3)}
+    engine = model if hasattr(model, "generate") else _engine(model)
+    prompt = Prompt(image, question)
+    if search == "greedy" and hasattr(engine, "submit"):
+        t0, before = time.perf_counter(), engine.cost.copy()
+        request = engine.submit(prompt, Sampling(max_new_tokens=max_new_tokens))
+        for delta in request.stream():
+            if on_text is not None:
+                on_text(delta.text)
+        [done] = request.result()
+        spent = engine.cost - before
+        text, cost = done.text.strip(), {"name": "greedy", "tokens_generated": done.tokens,
+                                         "forward_passes": spent.forward_passes, "judge_calls": 0,
+                                         "seconds": round(time.perf_counter() - t0, 3)}
     else:
-        from llava_cot.engines import Prompt
-        from llava_cot.engines.hf import HFEngine
-        from llava_cot.search import SearchConfig, run
-
-        result = run(search, HFEngine(loaded), Prompt(image, question),
+        result = run(search, engine, prompt,
                      SearchConfig(beam=beam, max_new_tokens=max_new_tokens, seed=seed, judge=judge))
         text, cost = result.text, result.cost()
         if on_text is not None:
@@ -123,6 +125,12 @@ def ask(image: Any, question: str, model: Any = None, max_new_tokens: int = 1536
         "format_ok": parsed.ok,
         "search": cost,
     }
+
+
+def _engine(model: Any) -> Any:
+    from llava_cot.engines.hf import HFEngine
+
+    return HFEngine(model)
 
 
 def main(cfg: AskConfig) -> int:

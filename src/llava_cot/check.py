@@ -1,11 +1,14 @@
 """`llava-cot data check FILE [--images DIR]`: report every bad record of a LLaVA-CoT data file.
 
-A record is bad when its line is not valid JSON, a required field is missing or of the wrong
-type, it has no human turn followed by a gpt turn, its id repeats an earlier one, its gpt turn is
-not in the four-stage format, or (with --images) its image is missing, unreadable, or outside
-the image root. Judge and verifier items (records whose "task" is "judge" or "verify", from
+A record is bad when its line is not UTF-8 text or not valid JSON, a required field is missing
+or of the wrong type, it has no human turn followed by a gpt turn, its id repeats an earlier one,
+its gpt turn is not in the four-stage format, or (with --images) its image is missing,
+unreadable, too large to open, or outside the image root. Judge and verifier items (records whose "task" is "judge" or "verify", from
 `llava-cot data synth --task judge|mix`) answer with a verdict instead of four stages: their gpt
-turn must be one of the task's verdicts ("1"/"2", "yes"/"no"). Each bad record is printed with its line number and reason; a summary follows.
+turn must be one of the task's verdicts ("1"/"2", "yes"/"no"). In a multi-turn record (several
+questions about one image, as in LLaVA-CoT-100k) every gpt turn is checked, since training learns
+every one. Each bad record is printed with its line number and reason; a summary follows, with
+how many of the good records are multi-turn.
 The exit code is 1 when anything is bad. Records are streamed and images opened one at a time.
 
     llava-cot data check data/train.jsonl --images data/
@@ -68,10 +71,13 @@ def _format_problem(rec: Record, require_stages: bool) -> str | None:
         return f"gpt turn of a {task} record is not a verdict ({' or '.join(VERDICTS[task])}): {rec.response[:40]!r}"
     if not require_stages:
         return None
-    parsed = stages.parse(rec.response)
-    if parsed.ok:
-        return None
-    return "gpt turn not in the four-stage format: " + "; ".join(str(p) for p in parsed.problems[:4])
+    turns = rec.turns  # every turn is trained on (sft), so every one must be in the format
+    for k, (_, answer) in enumerate(turns, 1):
+        parsed = stages.parse(answer)
+        if not parsed.ok:
+            which = f"gpt turn {k}" if len(turns) > 1 else "gpt turn"
+            return f"{which} not in the four-stage format: " + "; ".join(str(p) for p in parsed.problems[:4])
+    return None
 
 
 def _image_problem(rec: Record, root: Path | None) -> str | None:
@@ -87,6 +93,10 @@ def _image_problem(rec: Record, root: Path | None) -> str | None:
     try:
         with Image.open(path) as im:
             im.verify()  # checks the file's structure without decoding all the pixels
+    except Image.DecompressionBombError as e:  # what `ask` and `train` would refuse too
+        from llava_cot.models import too_large
+
+        return f"image {rec.image!r} is too large: {too_large(e)}"
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
         return f"image {rec.image!r} is unreadable: {e}"
     return None
@@ -94,18 +104,19 @@ def _image_problem(rec: Record, root: Path | None) -> str | None:
 
 def _kind(reason: str) -> str:
     """A short category of a reason, for the summary."""
-    for key in ("malformed JSON", "missing field", "duplicate id", "four-stage", "not a verdict", "escapes",
-                "not found", "unreadable", "no human turn"):
+    for key in ("not UTF-8", "malformed JSON", "missing field", "duplicate id", "four-stage", "not a verdict", "escapes",
+                "not found", "unreadable", "too large", "no human turn"):
         if key in reason:
             return key
     return "invalid field"
 
 
 def main(cfg: CheckConfig) -> int:
-    good, bad, kinds = 0, 0, Counter()
+    good, bad, multi, kinds = 0, 0, 0, Counter()
     for item in check(cfg.file, cfg.images, cfg.stages):
         if isinstance(item, Record):
             good += 1
+            multi += len(item.turns) > 1
             continue
         bad += 1
         kinds[_kind(item.reason)] += 1
@@ -115,5 +126,5 @@ def main(cfg: CheckConfig) -> int:
         print(f"... {bad - cfg.max_shown} more bad records not shown (--max-shown)")
     detail = f" ({', '.join(f'{k}: {n}' for k, n in kinds.most_common())})" if bad else ""
     images = "" if cfg.images else "; images not checked (pass --images DIR)"
-    print(f"checked {good + bad} records: {good} good, {bad} bad{detail}{images}", file=sys.stdout)
+    print(f"checked {good + bad} records: {good} good, {bad} bad{detail}; {multi} multi-turn{images}", file=sys.stdout)
     return 1 if bad else 0

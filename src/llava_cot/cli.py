@@ -33,8 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "render a synthetic visual-reasoning data set (records, images, scene graphs)",
     ),
     "data check": ("llava_cot.check:CheckConfig", "report every bad record of a LLaVA-CoT data file"),
+    "data import": ("llava_cot.teacher.importer:ImportConfig", "turn VQA data (TSV, parquet, JSONL, CSV) into records with plain answers"),
+    "data annotate": ("llava_cot.teacher.annotate:AnnotateConfig", "have a teacher answer records in four stages, keep the right ones (resumable)"),
     "train": ("llava_cot.train:TrainConfig", "fine-tune a VLM on four-stage data (full or LoRA), or train a tiny one from scratch"),
     "calibrate": ("llava_cot.search.calibrate:CalibrateConfig", "measure the verifier threshold SWIRES retraces under"),
+    "serve": ("llava_cot.serve:ServeConfig", "serve a model over an OpenAI-compatible API, the stages as reasoning"),
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,14 +121,27 @@ def messages(question: str, response: str | None = None, image: bool = True,
     return msgs
 
 
+# The date a chat template writes into a prompt. Llama-3.2-Vision's writes "Today Date: ..." for
+# a prompt without an image, from the clock (`strftime_now`) unless given `date_string`: left to
+# the clock, a model would be trained on one prompt and evaluated on another the next day, and a
+# search's prompts would change at midnight. This is the template's own fallback date.
+DATE_STRING = "26 Jul 2024"
+
+
+def render(processor: Any, msgs: list[dict[str, Any]], **options: Any) -> str:
+    """A conversation as text, by the processor's chat template, on the fixed DATE_STRING.
+    Every prompt, in training and inference, is rendered here."""
+    return processor.apply_chat_template(msgs, tokenize=False, date_string=DATE_STRING, **options)
+
+
 def prompt_text(processor: Any, question: str, partial: str | None = None, image: bool = True,
                 history: Sequence[tuple[str, str]] = (), system: str | None = None) -> str:
     """The text the model sees before generating: the chat template with the generation prompt,
     or, when `partial` assistant text is given, continuing that message."""
     msgs = messages(question, partial or None, image, history, system)
     if partial:
-        return processor.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
-    return processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return render(processor, msgs, continue_final_message=True)
+    return render(processor, msgs, add_generation_prompt=True)
 
 
 def add_special_tokens(processor: Any, text: str) -> bool:
@@ -146,7 +160,24 @@ def open_image(path: str | os.PathLike[str]) -> Any:
     if not p.is_file():
         raise LlavaCotError(f"image {path} does not exist")
     try:
-        with Image.open(p) as im:
-            return im.convert("RGB")
+        with warnings.catch_warnings():
+            # Between PIL's limit and twice it, PIL only warns that the image may be a
+            # decompression bomb: the user named this file and the processor resizes it, so it is
+            # read without a scary note. Beyond twice the limit PIL refuses it (below).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                return im.convert("RGB")
+    except Image.DecompressionBombError as e:
+        raise LlavaCotError(f"image {path} is too large: {too_large(e)}") from None
     except (OSError, UnidentifiedImageError) as e:
         raise LlavaCotError(f"image {path} cannot be read: {e}") from None
+
+
+def too_large(error: Exception) -> str:
+    """Why PIL refused an image as a possible decompression bomb, in words a user can act on."""
+    from PIL import Image
+
+    found = re.search(r"\((\d+) pixels\)", str(error))  # PIL gives the size only in its message
+    size = f"{int(found.group(1)):,} pixels, " if found else ""
+    return (f"{size}more than the {2 * Image.MAX_IMAGE_PIXELS:,} pixels PIL opens "
+            "(2 x PIL.Image.MAX_IMAGE_PIXELS); scale it down")

@@ -9,13 +9,15 @@ One record per sample, as JSONL (one object a line) or as one JSON list:
 Other keys (a gold "answer", a question "family", ...) are kept in `Record.extra` and written
 back unchanged. `scan` yields every record or the reason it is bad, with its line number;
 `read` yields only good records and reports (or refuses) the bad ones, never dropping them
-silently. Neither holds the file in memory.
+silently. Neither holds the file in memory. A line that is not UTF-8 is a bad record like any
+other: the records around it are still read.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +29,10 @@ from llava_cot.errors import LlavaCotError
 IMAGE_TOKEN = "<image>"
 HUMAN, GPT = "human", "gpt"
 _CHUNK = 1 << 20
+# Files are read with errors="surrogateescape": a byte that is not UTF-8 becomes a lone surrogate
+# U+DC80..U+DCFF, which no UTF-8 text can hold, so a bad line is found (and reported with its
+# number) without a UnicodeDecodeError ending the whole read.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 @dataclass
@@ -56,6 +62,21 @@ class Record:
     def response(self) -> str:
         """The first gpt turn."""
         return _first(self.conversations, GPT)
+
+    @property
+    def turns(self) -> list[tuple[str, str]]:
+        """Every (question, answer) exchange, in order: each gpt turn with the human turn(s) just
+        before it, without the image token. LLaVA-CoT-100k has records of several; `question`
+        and `response` are the first."""
+        out: list[tuple[str, str]] = []
+        asked: list[str] = []
+        for t in self.conversations:
+            if t["from"] == HUMAN:
+                asked.append(t["value"].replace(IMAGE_TOKEN, "").strip())
+            elif t["from"] == GPT and asked:
+                out.append(("\n".join(asked), t["value"]))
+                asked = []
+        return out
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {"id": self.id}
@@ -120,7 +141,8 @@ def scan(path: str | os.PathLike[str]) -> Iterator[Record | BadRecord]:
     """Every record of a JSONL or JSON-list file, or the reason it is bad, in file order."""
     path = Path(path)
     try:
-        f = path.open(encoding="utf-8")
+        # utf-8-sig: a leading byte-order mark (Windows editors write one) is not part of the text
+        f = path.open(encoding="utf-8-sig", errors="surrogateescape")
     except OSError as e:
         raise LlavaCotError(f"cannot read {path}: {e.strerror or e}") from None
     with f:
@@ -136,9 +158,19 @@ def _first_char(f: TextIO) -> str:
             return c
 
 
+def _not_utf8(bad: re.Match[str], column: bool = True) -> str:
+    """The reason for a record holding the undecodable byte that `bad` matched (in a line of its
+    own when `column`: a JSON list's buffer may not start where the line does)."""
+    at = f" at column {bad.start() + 1}" if column else ""
+    return f"not UTF-8 text: byte 0x{ord(bad.group()) - 0xDC00:02x}{at} (save the file as UTF-8)"
+
+
 def _scan_jsonl(f: TextIO) -> Iterator[Record | BadRecord]:
     for lineno, line in enumerate(f, 1):
         if not line.strip():
+            continue
+        if bad := _NOT_UTF8.search(line):
+            yield BadRecord(lineno, _not_utf8(bad))
             continue
         try:
             obj = json.loads(line)
@@ -177,10 +209,15 @@ def _scan_json_list(f: TextIO) -> Iterator[Record | BadRecord]:
                 buf, pos = buf[pos:] + more, 0
                 continue
             eof = True
-            at = line + buf.count("\n", pos, e.pos)
-            yield BadRecord(at, f"malformed JSON: {e.msg}; the rest of the list cannot be read")
+            bad = _NOT_UTF8.search(buf, pos, e.pos + 1)  # a bad byte outside a string breaks the list
+            at = line + buf.count("\n", pos, bad.start() if bad else e.pos)
+            why = _not_utf8(bad, column=False) if bad else f"malformed JSON: {e.msg}"
+            yield BadRecord(at, f"{why}; the rest of the list cannot be read")
             return
-        yield _decode(obj, line)
+        if bad := _NOT_UTF8.search(buf, pos, end):  # inside a string: only this element is bad
+            yield BadRecord(line + buf.count("\n", pos, bad.start()), _not_utf8(bad, column=False))
+        else:
+            yield _decode(obj, line)
         line += buf.count("\n", pos, end)
         pos = end
 

@@ -1,20 +1,26 @@
 """Supervised fine-tuning examples: from a record to tensors with a loss mask, and into batches.
 
-A record (its first question and answer, as in LLaVA-CoT-100k) becomes one training example in
-three steps:
+A record (one or more questions about an image and their answers, as in LLaVA-CoT-100k) becomes
+one training example in three steps:
 
-1. `target(record, fmt)`: the assistant text to learn, in one of three formats (the paper's
-   Table 2 ablation): "structured" (the four-stage response as-is), "untagged" (the same text
-   without its stage tags) or "direct" (only the answer). Judge and verifier items (a "task" of
-   "judge" or "verify") answer with a verdict ("1"/"2", "yes"/"no"), the same in every format.
-2. `split(processor, question, response)`: the prompt and the completion, both derived from the
-   model's own chat template: the conversation rendered with the generation prompt is the
-   prompt, and what the full conversation adds after it is the completion (the response plus
-   the template's end-of-turn tokens). No token id is ever written down here.
-3. `encode(...)`: the processor turns the prompt and its image into tensors exactly as at
-   inference (expanding image placeholders, computing pixel values and whatever else the
-   architecture needs), the completion's tokens are appended, and every prompt token gets the
-   label -100, so the loss is on the completion only.
+1. `targets(record, fmt)`: the assistant text to learn for each turn, in one of three formats
+   (the paper's Table 2 ablation): "structured" (the four-stage response as-is), "untagged" (the
+   same text without its stage tags) or "direct" (only the answer). Judge and verifier items (a
+   "task" of "judge" or "verify") answer with a verdict ("1"/"2", "yes"/"no"), the same in
+   every format.
+2. `pieces(processor, turns)`: the conversation's text, cut where learning starts and stops, all
+   derived from the model's own chat template: the first prompt is exactly what inference feeds
+   the model (`models.prompt_text`), each turn's completion is what the rendered turn adds after
+   its generation prompt, up to and including the end-of-turn token, and what follows is context
+   for the next turn. A template that writes no end-of-turn token (llava-hf's Llava-1.5: the
+   answer and a space) gets the tokenizer's EOS there: a model never shown the token it stops
+   on never learns to stop. No token id is ever written down here.
+3. `encode_conversation(...)`: the processor turns the first prompt and its image into tensors
+   exactly as at inference (expanding image placeholders, computing pixel values and whatever
+   else the architecture needs); each later piece is tokenised in context, as the tokenizer
+   splits it after the text before it (a SentencePiece tokenizer given " answer" alone starts it
+   with a lone "▁" the model never reads after a prompt); every token outside a completion gets
+   the label -100, so the loss is on the answers only, each with the turns before it as context.
 
 `Collator` pads a list of examples into a batch (right padding) and concatenates the image
 tensors, whatever their layout. `Examples` is the map-style data set the trainer reads, loading
@@ -66,37 +72,100 @@ def direct(record: Record) -> str:
 FORMATS: dict[str, Callable[[Record], str]] = {"structured": structured, "untagged": untagged, "direct": direct}
 
 
-def target(record: Record, fmt: str = "structured") -> str:
-    """The assistant text to train on for `record`, in format `fmt` (a key of FORMATS)."""
+def targets(record: Record, fmt: str = "structured") -> list[tuple[str, str]]:
+    """(question, assistant text to train on) for every turn of `record`, in format `fmt` (a key
+    of FORMATS)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    turns = record.turns
     if record.extra.get("task") in VERDICTS:
         # A judge/verifier item's answer is its verdict whatever the format: there are no stages
         # to untag, and the verdict is also its "answer" (what `direct` would read).
-        return record.response.strip()
-    return FORMATS[fmt](record)
+        return [(q, a.strip()) for q, a in turns]
+    if len(turns) == 1:
+        return [(turns[0][0], FORMATS[fmt](record))]
+    # A gold "answer" field answers one question: with several, each turn's own CONCLUSION is its answer.
+    return [(q, FORMATS[fmt](Record.make(record.id, q, a))) for q, a in turns]
+
+
+def target(record: Record, fmt: str = "structured") -> str:
+    """The assistant text to train on for the first turn of `record`."""
+    return targets(record, fmt)[0][1]
 
 
 def texts(records: Sequence[Record], fmt: str = "structured") -> list[str]:
     """Every question and target text: what a tokenizer built from scratch must cover."""
-    return [t for rec in records for t in (rec.question, target(rec, fmt))]
+    return [t for rec in records for turn in targets(rec, fmt) for t in turn]
 
 
 # ---------------------------------------------------------------------------------------------
 # Prompt / completion split and tokenisation
 
 
+def end_turn(completion: str, eos: str | None) -> tuple[str, str]:
+    """(what is learned of an assistant turn's completion, what follows it). The learned part ends
+    with the end-of-turn token: the template's (anything after the last `eos` in it, a newline
+    say, belongs to the next turn), or, for a template that writes none, `eos` put right after the
+    text (before the template's trailing space, as Llava-1.5 was trained: "answer</s>")."""
+    if not eos:
+        return completion, ""
+    at = completion.rfind(eos)
+    if at >= 0:
+        return completion[: at + len(eos)], completion[at + len(eos):]
+    body = completion.rstrip()
+    return body + eos, completion[len(body):]
+
+
+def pieces(processor: Any, turns: Sequence[tuple[str, str]], image: bool = True) -> list[tuple[str, bool]]:
+    """The conversation `turns` ((question, answer) pairs) as text pieces, each with whether it
+    is learned: the first prompt, then each turn's completion (learned) and the text up to the
+    next turn's generation prompt. Each prompt is `models.prompt_text` with the turns before it as
+    history, so every turn is learned after exactly what inference would feed the model (but for
+    the EOS put after an earlier turn whose template wrote none). What follows the last end of
+    turn is dropped: nothing after it is ever read."""
+    eos = processor.tokenizer.eos_token
+    out: list[tuple[str, bool]] = []
+    done, carry = "", ""  # the template's rendering so far; what followed the last end of turn
+    for k, (question, answer) in enumerate(turns):
+        history = list(turns[:k])
+        prompt = models.prompt_text(processor, question, image=image, history=history)
+        full = models.render(processor, models.messages(question, answer, image, history))
+        if not (prompt.startswith(done) and full.startswith(prompt)):
+            # A template that renders a turn differently once more follows it cannot be cut into
+            # prompts and completions by text; say so rather than mislabel tokens.
+            raise ValueError("the chat template does not render the conversation as prompt + answer, turn "
+                             "after turn (a generation prompt is not a prefix of the conversation that follows)")
+        learned, carry_next = end_turn(full[len(prompt):], eos)
+        out += [(carry + prompt[len(done):], False), (learned, True)]
+        done, carry = full, carry_next
+    return out
+
+
 def split(processor: Any, question: str, response: str, image: bool = True) -> tuple[str, str]:
-    """(prompt, completion) text. The prompt is exactly what inference feeds the model
-    (`models.prompt_text`), so training and inference cannot disagree about it."""
-    prompt = models.prompt_text(processor, question, image=image)
-    full = processor.apply_chat_template(models.messages(question, response, image), tokenize=False)
-    if not full.startswith(prompt):
-        # A template that renders earlier turns differently once an answer follows them cannot
-        # be split into a prompt and a completion by text; say so rather than mislabel tokens.
-        raise ValueError("the chat template does not render the conversation as prompt + answer "
-                         "(the generation prompt is not a prefix of the full conversation)")
-    return prompt, full[len(prompt):]
+    """(prompt, completion) text of a single turn. The prompt is exactly what inference feeds
+    the model (`models.prompt_text`), so training and inference cannot disagree about it."""
+    (prompt, _), (completion, _) = pieces(processor, [(question, response)], image)
+    return prompt, completion
+
+
+def in_context(tokenizer: Any, parts: Sequence[tuple[str, bool]]) -> tuple[list[int], list[bool]]:
+    """The token ids of every piece after the first, each as the tokenizer splits it after all
+    the text before it, and whether each id is learned. Where a piece would merge with the end of
+    the text before it (a prompt ending in a space, say) it is tokenised on its own instead: the
+    model is given the prompt's own tokens at inference and must continue them."""
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    text = parts[0][0]
+    before, out, learned = ids(text), [], []
+    for piece, learn in parts[1:]:
+        text += piece
+        after = ids(text)
+        new = after[len(before):] if after[: len(before)] == before else ids(piece)
+        out += new
+        learned += [learn] * len(new)
+        before = after
+    return out, learned
 
 
 def process(processor: Any, text: str, image: Any | None) -> dict[str, torch.Tensor]:
@@ -121,33 +190,41 @@ def _extend(t: torch.Tensor, n: int) -> torch.Tensor:
 
 def encode(processor: Any, question: str, response: str, image: Any | None = None,
            max_length: int | None = None) -> dict[str, torch.Tensor]:
-    """One training example: the processor's tensors for the prompt, extended by the completion's
-    tokens, plus `labels` (IGNORE on every prompt token, the token id on every completion token).
+    """One training example of a single turn (see `encode_conversation`)."""
+    return encode_conversation(processor, [(question, response)], image, max_length)
 
-    The prompt goes through the processor exactly as at inference (image placeholders expanded,
-    pixel values and the rest computed), and the completion is tokenised on its own and
-    appended: the model learns to continue the very token sequence it will be given, even where
-    a template ends its generation prompt in a way that merges with the answer's first token
-    when tokenised together (a trailing space, say). The other sequence tensors are extended by
-    repeating the prompt's last position, a text token after the image: attention mask 1, text
-    modality, and (Mllama) a cross-attention row that sees the image.
 
-    With max_length, the end of a longer completion is cut; the prompt (which holds the image
-    tokens) never is, and an example whose prompt alone is too long keeps its prompt and one
-    completion token, with a warning."""
-    prompt, completion = split(processor, question, response, image=image is not None)
-    enc = process(processor, prompt, image)
+def encode_conversation(processor: Any, turns: Sequence[tuple[str, str]], image: Any | None = None,
+                        max_length: int | None = None) -> dict[str, torch.Tensor]:
+    """One training example: the processor's tensors for the first prompt, extended by the
+    tokens of the rest of the conversation, plus `labels` (the token id on every token of an
+    assistant turn's completion, IGNORE everywhere else).
+
+    The first prompt goes through the processor exactly as at inference (image placeholders
+    expanded, pixel values and the rest computed); the rest is tokenised in context (`in_context`)
+    and appended. The other sequence tensors are extended by repeating the prompt's last
+    position, a text token after the image: attention mask 1, text modality, and (Mllama) a
+    cross-attention row that sees the image.
+
+    With max_length, the end of a longer conversation is cut; the first prompt (which holds the
+    image tokens) never is, and an example whose prompt alone is too long keeps its prompt and
+    one more token, with a warning."""
+    parts = pieces(processor, turns, image=image is not None)
+    enc = process(processor, parts[0][0], image)
     n_prompt = enc["input_ids"].shape[1]
-    ids = processor.tokenizer(completion, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    ids = ids.to(enc["input_ids"].dtype)
-    if max_length is not None and n_prompt + ids.shape[1] > max_length:
+    rest, learned = in_context(processor.tokenizer, parts)
+    if max_length is not None and n_prompt + len(rest) > max_length:
         if n_prompt >= max_length:
             warnings.warn(f"a prompt of {n_prompt} tokens exceeds max_length={max_length}; "
                           "kept whole (raise --max-length)", stacklevel=2)
-        ids = ids[:, : max(max_length - n_prompt, 1)]
+        keep = max(max_length - n_prompt, 1)
+        rest, learned = rest[:keep], learned[:keep]
+    ids = torch.tensor([rest], dtype=enc["input_ids"].dtype)
+    labels = torch.tensor([[t if learn else IGNORE for t, learn in zip(rest, learned, strict=True)]],
+                          dtype=enc["input_ids"].dtype)
     out = {k: _extend(v, ids.shape[1]) if is_sequence(v, n_prompt) else v for k, v in enc.items()}
     out["input_ids"] = torch.cat([enc["input_ids"], ids], dim=1)
-    out["labels"] = torch.cat([torch.full_like(enc["input_ids"], IGNORE), ids], dim=1)
+    out["labels"] = torch.cat([torch.full_like(enc["input_ids"], IGNORE), labels], dim=1)
     return out
 
 
@@ -239,5 +316,5 @@ class Examples:
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         rec = self.records[i]
-        return encode(self.processor, rec.question, target(rec, self.fmt), self.image(rec), self.max_length)
+        return encode_conversation(self.processor, targets(rec, self.fmt), self.image(rec), self.max_length)
 

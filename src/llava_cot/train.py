@@ -3,16 +3,17 @@
     llava-cot train --data DIR_OR_FILE --out DIR [--model DIR_OR_ID | --init tiny]
                     [--format structured|untagged|direct] [--lora] [--epochs E | --max-steps N] ...
     python -m llava_cot.train ...                                    (the same command)
-    accelerate launch --num_processes N -m llava_cot.train ...       (N GPUs, data parallel; --fsdp shards)
+    accelerate launch --num_processes N -m llava_cot.train ...       (N GPUs, data parallel)
     torchrun --standalone --nproc_per_node N -m llava_cot.train ...  (the same, also on CPUs over gloo)
+    torchrun ... -m llava_cot.train --fsdp ...                       (sharded: see `fsdp`, docs/training.md)
 
 Any Hugging Face image-text-to-text checkpoint trains the same way: each record's prompt and
 image go through the model's own processor and chat template (see `sft`), and the loss is on the
 assistant's turn only. Writes to --out: checkpoint-N/ every --save-steps (and --resume continues
 from the latest), metrics.jsonl (one line per log: step, loss, lr, tokens_per_s, elapsed), and
 at the end the model and processor as a standard checkpoint that `AutoModelForImageTextToText`
-and `llava-cot ask --model DIR` load. With --lora the adapter is merged into the base first
-(unless --no-merge, which saves the adapter alone).
+and `llava-cot ask --model DIR` load, in the base checkpoint's dtype (--dtype). With --lora the
+adapter is merged into the base first (unless --no-merge, which saves the adapter alone).
 
 The loop is transformers' `Trainer` with our collator, not TRL's `SFTTrainer`: SFTTrainer's
 value is its data preparation (chat templating, completion masks, VLM collation), and that is
@@ -27,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -74,6 +76,10 @@ class TrainConfig:
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (the scale is alpha / r)"})
     merge: bool = field(default=True, metadata={"help": "with --lora, merge the adapter into the saved model"})
+    dtype: str = field(default="auto", metadata={
+        "help": "dtype of the saved model: auto (the base checkpoint's own, e.g. bfloat16 for Llama-3.2-Vision; "
+                "float32 for --init tiny); a full fine-tune keeps float32 master weights while training",
+        "choices": ["auto", "float32", "bfloat16", "float16"]})
     bf16: str = field(default="auto", metadata={
         "help": "bfloat16 mixed precision: auto (where the GPU or CPU computes it natively), on, off",
         "choices": ["auto", "on", "off"]})
@@ -84,7 +90,8 @@ class TrainConfig:
         "help": "keep the vision tower's weights fixed (train the projector and language model)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
     fsdp: bool = field(default=False, metadata={
-        "help": "shard parameters, gradients and optimizer state across processes (FSDP2; with accelerate launch)"})
+        "help": "shard parameters, gradients and optimizer state across the processes (FSDP2, under torchrun; "
+                "GPUs or CPUs): each process loads only its shard, checkpoints stay sharded"})
     seed: int = field(default=0, metadata={"help": "random seed (initialisation, data order, dropout)"})
     save_steps: int = field(default=500, metadata={"help": "write a checkpoint every this many optimizer steps"})
     logging_steps: int = field(default=10, metadata={"help": "log loss, learning rate and speed every this many steps"})
@@ -134,16 +141,29 @@ def load_records(path: Path, images: Path, log: Any = sys.stderr) -> list[Record
 # Model
 
 
-def build_model(cfg: TrainConfig, texts: list[str], checkpoint: str | None) -> tuple[Any, Any]:
+def build_model(cfg: TrainConfig, texts: list[str], checkpoint: str | None,
+                processor: Any = None) -> tuple[Any, Any]:
     """(model, processor) to train: a tiny model built on the data's `texts`, the --model, or,
-    when resuming a full fine-tune, the checkpoint's own weights and processor."""
+    when resuming a full fine-tune, the checkpoint's own weights and processor. A `processor`
+    given replaces the model's own (for one AutoProcessor cannot build)."""
+    # A LoRA base can stay in bf16 (only the float32 adapters get optimizer state); a full
+    # fine-tune keeps float32 master weights and runs the maths in bf16 under autocast.
+    # On a CPU the base stays float32 too: its bf16 autocast speeds the maths, not the storage.
+    on_gpu = models.pick_device(cfg.device) != "cpu"
+    dtype = "bfloat16" if cfg.lora and on_gpu and use_bf16(cfg) else "float32"
+    # transformers 5's Trainer restores weights on resume with a non-strict load_state_dict
+    # of the checkpoint file, whose keys are saved in the original (pre-v5) layout for these
+    # VLMs: nothing matches, so nothing is loaded (a logged warning at most). from_pretrained
+    # maps the keys; the trainer then restores optimizer, scheduler, RNG and data position.
+    source = checkpoint if checkpoint and not cfg.lora else models.resolve(cfg.model)
+    if cfg.fsdp:
+        from llava_cot import fsdp
+
+        # sharded as it loads: each process reads its slice of every tensor (no whole copy anywhere)
+        model = fsdp.load(source, models.pick_dtype(dtype, "cpu"), bf16=use_bf16(cfg))
+        return model, processor or load_processor(source)
     if checkpoint and not cfg.lora:
-        # transformers 5's Trainer restores weights on resume with a non-strict load_state_dict
-        # of the checkpoint file, whose keys are saved in the original (pre-v5) layout for these
-        # VLMs: nothing matches, so nothing is loaded (a logged warning at most). from_pretrained
-        # maps the keys; the trainer then restores optimizer, scheduler, RNG and data position.
-        loaded = models.load(checkpoint, device="cpu", dtype="float32")
-        return loaded.model, loaded.processor
+        return pretrained(source, "float32", processor)
     if cfg.init == "tiny":
         try:
             from llava_cot import tiny
@@ -152,13 +172,43 @@ def build_model(cfg: TrainConfig, texts: list[str], checkpoint: str | None) -> t
         model, processor = tiny.build(texts, seed=cfg.seed)
         vision_phase(cfg, model, processor)
         return model, processor
-    # A LoRA base can stay in bf16 (only the float32 adapters get optimizer state); a full
-    # fine-tune keeps float32 master weights and runs the maths in bf16 under autocast.
-    # On a CPU the base stays float32 too: its bf16 autocast speeds the maths, not the storage.
-    on_gpu = models.pick_device(cfg.device) != "cpu"
-    dtype = "bfloat16" if cfg.lora and on_gpu and use_bf16(cfg) else "float32"
-    loaded = models.load(cfg.model, device="cpu", dtype=dtype)
-    return loaded.model, loaded.processor
+    return pretrained(source, dtype, processor)
+
+
+def pretrained(name: str, dtype: str, processor: Any = None) -> tuple[Any, Any]:
+    """(model, processor) of a checkpoint, the model on the CPU in `dtype`."""
+    if processor is None:
+        loaded = models.load(name, device="cpu", dtype=dtype)
+        return loaded.model, loaded.processor
+    from transformers import AutoModelForImageTextToText
+
+    return AutoModelForImageTextToText.from_pretrained(name, dtype=models.pick_dtype(dtype, "cpu")), processor
+
+
+def load_processor(name: str) -> Any:
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LlavaCotError(f"cannot load the processor of {name!r}: {first}") from None
+
+
+def save_dtype(cfg: TrainConfig) -> Any:
+    """--dtype as a torch dtype; auto is the base checkpoint's own (its config's), float32 if it names none."""
+    import torch
+
+    if cfg.dtype != "auto":
+        return models.pick_dtype(cfg.dtype, "cpu")
+    if cfg.init:
+        return torch.float32
+    from transformers import AutoConfig
+
+    dtype = getattr(AutoConfig.from_pretrained(models.resolve(cfg.model)), "dtype", None)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    return dtype if isinstance(dtype, torch.dtype) else torch.float32
 
 
 def vision_phase(cfg: TrainConfig, model: Any, processor: Any) -> None:
@@ -244,18 +294,12 @@ def metrics_log(path: Path, append: bool) -> Any:
     return MetricsLog()
 
 
-def training_args(cfg: TrainConfig, model: Any) -> Any:
+def training_args(cfg: TrainConfig) -> Any:
+    """The Trainer's arguments. Made before the model loads: they set up the processes' group,
+    which --fsdp loading shards over."""
     from transformers import TrainingArguments
 
     mode = "tiny" if cfg.init == "tiny" else "lora" if cfg.lora else "full"
-    fsdp: dict[str, Any] = {}
-    if cfg.fsdp:
-        # FSDP2 with each block the model declares unsplittable as a shard unit. accelerate would
-        # take `_no_split_modules` as is, but it can name classes the model does not contain
-        # (Llava lists CLIPTextEmbeddings, its tower being CLIP's vision half) and then fails.
-        present = {type(m).__name__ for m in model.modules()}
-        blocks = sorted(set(getattr(model, "_no_split_modules", None) or []) & present)
-        fsdp = {"fsdp": True, "fsdp_config": {"version": 2, "transformer_layer_cls_to_wrap": blocks}}
     return TrainingArguments(
         output_dir=cfg.out, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
@@ -268,7 +312,10 @@ def training_args(cfg: TrainConfig, model: Any) -> Any:
         dataloader_num_workers=cfg.num_workers, dataloader_pin_memory=models.pick_device(cfg.device) != "cpu",
         remove_unused_columns=False, report_to="none",
         # LoRA leaves the vision tower without gradients: tell DDP not to wait for them.
-        ddp_find_unused_parameters=cfg.lora or None, **fsdp,
+        ddp_find_unused_parameters=cfg.lora or None,
+        # Trainer refuses to checkpoint the optimizer of a model sharded at load time unless told to
+        # save the model only; fsdp.trainer_class() then saves the sharded optimizer state itself
+        save_only_model=cfg.fsdp,
     )
 
 
@@ -284,12 +331,12 @@ def check(cfg: TrainConfig) -> None:
         raise LlavaCotError("--warmup-ratio must be in [0, 1)")
     if cfg.max_steps == 0 or cfg.max_steps < -1:
         raise LlavaCotError("--max-steps must be positive (or -1: train for --epochs)")
-    device = models.pick_device(cfg.device)  # a clear error for cuda on a machine without one
-    if cfg.fsdp and device == "cpu":
-        raise LlavaCotError("--fsdp shards across GPUs (accelerate has no CPU FSDP); drop it to train data-parallel")
-    if cfg.fsdp and cfg.lora and cfg.merge:
-        # the sharded adapter would have to be gathered into an unsharded base first
-        raise LlavaCotError("merging a LoRA adapter trained with --fsdp is not supported; add --no-merge")
+    models.pick_device(cfg.device)  # a clear error for cuda on a machine without one
+    if cfg.fsdp and cfg.init:
+        raise LlavaCotError("--fsdp shards a pretrained --model; a --init tiny model trains data-parallel (drop --fsdp)")
+    if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        raise LlavaCotError("--fsdp shards the model across processes: launch with "
+                            "`torchrun --nproc-per-node N -m llava_cot.train --fsdp ...` (N >= 2)")
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise LlavaCotError(f"--out {cfg.out} is a file; give a directory")
 
@@ -308,18 +355,38 @@ def hardware(args: Any) -> dict[str, Any]:
 
 
 def save(trainer: Any, processor: Any, cfg: TrainConfig) -> None:
-    """Write the final model and processor to --out (a LoRA adapter merged in, by default)."""
-    out = Path(cfg.out)
-    if not (cfg.lora and cfg.merge):
-        trainer.save_model(cfg.out)  # all processes: FSDP gathers the full state dict here
-        if trainer.is_world_process_zero():
-            processor.save_pretrained(out)
-        return
-    if trainer.is_world_process_zero():
-        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-        merged.save_pretrained(out)
+    """Write the final model and processor to --out, in --dtype (a LoRA adapter merged in, by default)."""
+    out, dtype = Path(cfg.out), save_dtype(cfg)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    main = trainer.is_world_process_zero()
+    if cfg.fsdp:
+        save_sharded(trainer, cfg, dtype)
+    elif not (cfg.lora and cfg.merge):
+        if not cfg.lora:
+            model.to(dtype)  # training is over: the float32 master weights are no longer needed
+        trainer.save_model(cfg.out)
+    elif main:
+        model.merge_and_unload().to(dtype).save_pretrained(out)
+    if main:
         processor.save_pretrained(out)
     trainer.accelerator.wait_for_everyone()
+
+
+def save_sharded(trainer: Any, cfg: TrainConfig, dtype: Any) -> None:
+    """The final save of an --fsdp run: the shards gathered into one standard checkpoint (see `fsdp`)."""
+    from llava_cot import fsdp
+
+    out = Path(cfg.out)
+    if not cfg.lora:
+        fsdp.save_full(trainer.accelerator.unwrap_model(trainer.model), out, dtype)
+        return
+    # every process holds the adapter whole (only the base is sharded); the first one writes it
+    adapter = out / "adapter" if cfg.merge else out
+    trainer.save_model(str(adapter))
+    if cfg.merge:
+        fsdp.merge_lora(adapter, models.resolve(cfg.model), out, dtype)
+        if trainer.is_world_process_zero():
+            shutil.rmtree(adapter)
 
 
 def finished(checkpoint: str | None, cfg: TrainConfig) -> Any:
@@ -338,9 +405,10 @@ def finished(checkpoint: str | None, cfg: TrainConfig) -> Any:
     return state if fresh and state.global_step >= cfg.max_steps else None
 
 
-def train(cfg: TrainConfig) -> Any:
+def train(cfg: TrainConfig, processor: Any = None) -> Any:
     """Train as `cfg` says and save the result; returns the transformers Trainer (its `state`
-    holds the step count and log history, its `model` the trained model)."""
+    holds the step count and log history, its `model` the trained model). `processor` replaces
+    the model's own, for one AutoProcessor cannot build."""
     from transformers.trainer_utils import get_last_checkpoint
     from transformers.utils import logging as hf_logging
 
@@ -360,20 +428,21 @@ def train(cfg: TrainConfig) -> Any:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        return _train(cfg, recs, images, checkpoint)
+        return _train(cfg, recs, images, checkpoint, processor)
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
 
 
-def _train(cfg: TrainConfig, recs: list[Record], images: Path, checkpoint: str | None) -> Any:
+def _train(cfg: TrainConfig, recs: list[Record], images: Path, checkpoint: str | None, processor: Any) -> Any:
     from transformers import Trainer
 
     from llava_cot import sft
 
     out = Path(cfg.out)
-    model, processor = build_model(cfg, sft.texts(recs, cfg.format), checkpoint)
+    args = training_args(cfg)  # first: it starts the process group that --fsdp loads the model over
+    model, processor = build_model(cfg, sft.texts(recs, cfg.format), checkpoint, processor)
     if cfg.freeze_vision:
         vision = next((getattr(model.model, name) for name in ("vision_tower", "vision_model", "visual")
                        if hasattr(model.model, name)), None)
@@ -388,7 +457,12 @@ def _train(cfg: TrainConfig, recs: list[Record], images: Path, checkpoint: str |
     except ValueError as e:
         raise LlavaCotError(f"cannot make a training example for this model: {e}") from None
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(model=model, args=training_args(cfg, model), train_dataset=examples,
+    trainer_class = Trainer
+    if cfg.fsdp:
+        from llava_cot import fsdp
+
+        trainer_class = fsdp.trainer_class()  # the same loop, checkpointing each process's shards
+    trainer = trainer_class(model=model, args=args, train_dataset=examples,
                       data_collator=sft.Collator(sft.pad_token_id(processor), pad_to_multiple_of=PAD_MULTIPLE), processing_class=processor,
                       callbacks=[metrics_log(out / "metrics.jsonl", append=bool(checkpoint))])
     done = finished(checkpoint, cfg)

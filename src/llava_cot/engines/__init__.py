@@ -20,7 +20,7 @@ prompt tokens reused from its prefix cache); searches report the difference over
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llava_cot.errors import LlavaCotError
@@ -46,13 +46,23 @@ class Sampling:
     top_p: float = 1.0
     max_new_tokens: int = 512
     stop: tuple[str, ...] = ()
-    seed: int | None = None
+    seed: int | None = None  # sample i of n draws from its own generator, seeded by (seed, i)
+    logprobs: int | None = None  # also return each token's log-probability and this many alternatives
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.max_new_tokens < 1:
             raise ValueError("Sampling needs n >= 1 and max_new_tokens >= 1")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("Sampling needs temperature >= 0 and 0 < top_p <= 1")
+        if self.logprobs is not None and self.logprobs < 0:
+            raise ValueError("Sampling needs logprobs >= 0")
+
+
+@dataclass
+class TokenLogprob:
+    token: str  # the token's text
+    logprob: float
+    top: list[tuple[str, float]] = field(default_factory=list)  # the most likely alternatives, best first
 
 
 @dataclass
@@ -60,7 +70,21 @@ class Completion:
     text: str  # the continuation, ending with the stop string that ended it, if any
     tokens: int  # tokens generated for it
     logprob: float  # sum of the model's log-probabilities of those tokens (temperature 1)
-    finish: str  # "stop" (a stop string), "end" (end of turn) or "length"
+    finish: str  # "stop" (a stop string), "end" (end of turn), "length" or "cancelled"
+    stop_reason: str | None = None  # the stop string that ended it (finish "stop")
+    token_logprobs: list[TokenLogprob] | None = None  # with Sampling.logprobs
+
+
+@dataclass(frozen=True)
+class Delta:
+    """New text of one of a request's samples, as it is decoded."""
+
+    index: int  # which of the n samples
+    text: str
+
+
+class QueueFull(LlavaCotError):
+    """The engine's queue of waiting requests is at its limit; try again later."""
 
 
 @dataclass
@@ -75,6 +99,10 @@ class Cost:
 
     def copy(self) -> Cost:
         return Cost(**vars(self))
+
+    def add(self, other: Cost) -> None:
+        for k in vars(self):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
 class Engine(Protocol):
@@ -106,4 +134,5 @@ def load_engine(name: str, **options: Any) -> Engine:
     return getattr(importlib.import_module(module), cls)(**options)
 
 
-__all__ = ["ENGINES", "Completion", "Cost", "Engine", "Prompt", "Sampling", "load_engine"]
+__all__ = ["ENGINES", "Completion", "Cost", "Delta", "Engine", "Prompt", "QueueFull", "Sampling", "TokenLogprob",
+           "load_engine"]

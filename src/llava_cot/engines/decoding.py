@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llava_cot.engines import Sampling
-
 
 class Detokenizer:
     """Incremental decoding of one sequence: each new token costs one short decode."""
@@ -45,15 +43,22 @@ def first_stop(text: str, delta: str, stops: Sequence[str]) -> int | None:
     return min(ends) if ends else None
 
 
-def pick(logits: Any, sampling: Sampling, generator: Any) -> Any:
+def pick(logits: Any, rows: Sequence[Any]) -> list[int]:
+    """The next token of each row, from its logits [rows, vocab]: the most likely one for a
+    greedy row, else a sample at the row's temperature and top_p from the row's own generator
+    (so that a row's sample never depends on which other rows share its batch)."""
     import torch
 
-    if sampling.temperature == 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / sampling.temperature, dim=-1)
-    if sampling.top_p < 1:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        drop = sorted_p.cumsum(-1) - sorted_p > sampling.top_p  # keep the smallest set reaching top_p
-        sorted_p[drop] = 0
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    best = logits.argmax(-1).tolist()
+    for b, row in enumerate(rows):
+        sampling = row.sampling
+        if sampling.temperature == 0:
+            continue
+        probs = torch.softmax(logits[b] / sampling.temperature, dim=-1)
+        if sampling.top_p < 1:
+            sorted_p, order = probs.sort(descending=True)
+            drop = sorted_p.cumsum(-1) - sorted_p > sampling.top_p  # keep the smallest set reaching top_p
+            sorted_p[drop] = 0
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        best[b] = int(torch.multinomial(probs, 1, generator=row.generator))
+    return best

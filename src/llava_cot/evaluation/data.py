@@ -1,11 +1,13 @@
 """Benchmarks `llava-cot eval` can score: a registered one (llava_cot.benches), or a data file in
 the LLaVA-CoT layout whose records carry a gold "answer" (and "options" for multiple choice),
 read by the registry's "records" bench: an item per record, keyed by its id, its "family" as
-the category.
+the category. A benchmark's own file given as the bench (`--bench ~/LMUData/MMStar.tsv`) is read
+by the benchmark its name says (`benches.guess_bench`), as `--bench mmstar --data FILE` would.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,9 +58,20 @@ def resolve(name: str, **options: Any) -> tuple[Bench, bool]:
 
     if name.lower() in benches.BENCHES:
         return benches.load_bench(name, **options), False
-    if Path(name).is_file():
+    path = Path(name).expanduser()
+    names = ", ".join(sorted(benches.BENCHES))
+    if not path.exists():
+        raise LlavaCotError(f"bench {name} is neither a data file nor one of {names}")
+    if path.is_file() and path.suffix.lower() not in (".tsv", ".parquet"):
         return benches.load_bench("records", **options), True
-    raise LlavaCotError(f"bench {name} is neither a data file nor one of {', '.join(sorted(benches.BENCHES))}")
+    # A benchmark's own file (VLMEvalKit TSV, lmms-eval parquet or folder of them): its name says
+    # which one, the file's own name first (a folder's, as in "runs/mmstar-try/AI2D_TEST.tsv", can mislead).
+    guess = benches.guess_bench(path.name) or benches.guess_bench(str(path))
+    if guess in (None, "records"):
+        raise LlavaCotError(f"{name} is not a LLaVA-CoT data file (.jsonl, .json) and its name does not say which "
+                            f"benchmark it holds: pass --bench NAME --data {name}, NAME one of {names}")
+    print(f"{name}: read as the {guess} benchmark (--bench {guess} --data {name})", file=sys.stderr)
+    return benches.load_bench(guess, **options), True
 
 
 class LastParagraph:
@@ -85,6 +98,8 @@ def load(name: str, data: str | None = None, limit: int = 0, answer_from: str = 
     if answer_from not in ANSWER_FROM:
         raise LlavaCotError(f"answer_from must be one of {', '.join(ANSWER_FROM)}, not {answer_from!r}")
     bench, is_file = resolve(name, **options)
+    if is_file and data:
+        raise LlavaCotError(f"--bench {name} is a file already; pass --data only with a benchmark's name")
     items = bench.load(name if is_file else data, limit)
     check_unique(items, name)
     return (LastParagraph(bench) if answer_from == "last-paragraph" else bench), items

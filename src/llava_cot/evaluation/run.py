@@ -15,8 +15,7 @@ from llava_cot.benches import Bench, Item
 from llava_cot.errors import LlavaCotError
 from llava_cot.evaluation import data, metrics, store
 from llava_cot.judges import JUDGES
-
-SEARCH_CHOICES = ["greedy", "best_of_n", "sentence_beam", "stage_beam", "swires", "self_consistency"]
+from llava_cot.search import SEARCHES  # names only: the searches themselves load lazily
 
 
 @dataclass
@@ -30,9 +29,11 @@ class EvalConfig(data.ScoringOptions):
         "help": "a registered benchmark (synth-test, synth-hard, mmstar, ...) or a LLaVA-CoT data file with answers"})
     data: str | None = field(default=None, metadata={"help": "the benchmark's data file (TSV etc.) where it needs one"})
     limit: int = field(default=1000, metadata={"help": "score at most this many items (0: all)"})
-    batch_size: int = field(default=32, metadata={"help": "items generated together (greedy)"})
+    batch_size: int = field(default=32, metadata={"help": "items decoding together (greedy): one joins as one ends"})
+    concurrency: int = field(default=1, metadata={
+        "help": "items searched at once (with --search): their candidates decode in one batch"})
     max_new_tokens: int = field(default=1536, metadata={"help": "most tokens per response"})
-    search: str = field(default="greedy", metadata={"help": "inference-time search", "choices": SEARCH_CHOICES})
+    search: str = field(default="greedy", metadata={"help": "inference-time search", "choices": list(SEARCHES)})
     beam: int = field(default=4, metadata={"help": "candidates sampled per search step"})
     judge: str | None = field(default=None, metadata={
         "help": "the search's judge (default: its own)", "choices": list(JUDGES)})
@@ -51,53 +52,93 @@ def row(bench: Bench, item: Item, response: str, cost: dict[str, Any]) -> dict[s
             "format_ok": parsed.ok, **cost}
 
 
-def answer_greedy(loaded: Any, bench: Bench, items: Sequence[Item], batch_size: int,
+def answer_greedy(engine: Any, bench: Bench, items: Sequence[Item], batch_size: int,
                   max_new_tokens: int) -> Iterator[list[dict[str, Any]]]:
-    """Rows a batch at a time, by one batched greedy `generate` per batch."""
-    from llava_cot import generation
+    """Rows as their items finish, greedy, all in the engine's running batch: `batch_size` items
+    in flight, and a new one joins as soon as one ends (never waiting for the longest)."""
+    import queue
 
-    for i in range(0, len(items), batch_size):
-        batch = items[i : i + batch_size]
-        images = [item.image() if item.image else None for item in batch]
-        t0 = time.perf_counter()
-        outs = generation.generate(loaded, images, [bench.prompt(item) for item in batch],
-                                   max_new_tokens=max_new_tokens)
-        seconds = (time.perf_counter() - t0) / len(batch)  # the batch's time, shared among its items
-        # An item is in the batch's forward passes until it stops: one per token it generated.
-        yield [row(bench, item, out.text, {"tokens_generated": out.tokens, "forward_passes": out.tokens,
-                                           "judge_calls": 0, "seconds": seconds})
-               for item, out in zip(batch, outs, strict=True)]
+    from llava_cot.engines import Prompt, Sampling
+
+    finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    sampling = Sampling(max_new_tokens=max_new_tokens)
+    pending = iter(items)
+    flight: dict[int, Item] = {}
+
+    def submit() -> None:
+        item = next(pending, None)
+        if item is not None:
+            request = engine.submit(Prompt(item.image() if item.image else None, bench.prompt(item)), sampling,
+                                    on_done=finished.put)
+            flight[id(request)] = item
+
+    for _ in range(batch_size):
+        submit()
+    last = time.perf_counter()
+    while flight:
+        request = finished.get()
+        item = flight.pop(id(request))
+        submit()
+        [out] = request.result()
+        now = time.perf_counter()
+        # the time since the previous item ended: the items' seconds add up to the run's
+        seconds, last = now - last, now
+        # an item is in one forward pass per token it generated (its prefill, then its steps)
+        yield [row(bench, item, out.text.strip(), {"tokens_generated": out.tokens, "forward_passes": out.tokens,
+                                                   "judge_calls": 0, "seconds": seconds})]
 
 
-def answer_search(loaded: Any, bench: Bench, items: Sequence[Item], search: str,
-                  config: Any) -> Iterator[list[dict[str, Any]]]:
-    """Rows one item at a time, each answered by `search` (a search batches within an item)."""
+def answer_search(engine: Any, bench: Bench, items: Sequence[Item], search: str, config: Any,
+                  concurrency: int = 1) -> Iterator[list[dict[str, Any]]]:
+    """Rows as their items finish, each answered by `search`; `concurrency` searches at once
+    (each in its own thread, their candidates decoding together in the engine's batch)."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
     from llava_cot.engines import Prompt
-    from llava_cot.engines.hf import HFEngine
     from llava_cot.search import run
 
-    engine = HFEngine(loaded)
-    for item in items:
+    def answer(item: Item) -> list[dict[str, Any]]:
         result = run(search, engine, Prompt(item.image() if item.image else None, bench.prompt(item)), config)
-        yield [row(bench, item, result.text, {
+        return [row(bench, item, result.text, {
             "tokens_generated": result.tokens_generated, "forward_passes": result.forward_passes,
             "judge_calls": result.judge_calls, "seconds": result.seconds, "notes": result.notes})]
 
+    pending = iter(items)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llava-cot-search") as pool:
+        flight = {pool.submit(answer, item) for item in (next(pending, None) for _ in range(concurrency))
+                  if item is not None}
+        while flight:
+            done, flight = wait(flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = next(pending, None)
+                if item is not None:
+                    flight.add(pool.submit(answer, item))
+                yield future.result()
 
-def evaluate(loaded: Any, bench: Bench, items: Sequence[Item], out: Path | None = None, search: str = "greedy",
+
+def evaluate(model: Any, bench: Bench, items: Sequence[Item], out: Path | None = None, search: str = "greedy",
              config: Any = None, batch_size: int = 32, max_new_tokens: int = 1536,
-             progress: bool = True) -> list[dict[str, Any]]:
-    """The rows of `items`, in order. With `out`, rows already in out/predictions.jsonl are reused
-    (their items are not answered again) and each new batch's rows are appended as it finishes."""
+             progress: bool = True, concurrency: int = 1) -> list[dict[str, Any]]:
+    """The rows of `items`, in order. `model` is an engine or a `models.Loaded`. With `out`,
+    rows already in out/predictions.jsonl are reused (their items are not answered again) and
+    each new row is appended as its item finishes."""
     from tqdm import tqdm
 
+    if not hasattr(model, "generate"):
+        from llava_cot.engines.hf import HFEngine
+
+        model = HFEngine(model, max_batch=max(batch_size, concurrency * 4))
+    engine = model
     data.check_unique(items, getattr(bench, "name", "bench"))
     done = {str(r["index"]): r for r in store.load_rows(out)} if out is not None else {}
     todo = [item for item in items if str(item.index) not in done]
-    if search == "greedy":
-        batches = answer_greedy(loaded, bench, todo, batch_size, max_new_tokens)
+    if search == "greedy" and hasattr(engine, "submit"):
+        batches = answer_greedy(engine, bench, todo, batch_size, max_new_tokens)
     else:
-        batches = answer_search(loaded, bench, todo, search, config)
+        from llava_cot.search import SearchConfig
+
+        config = config or SearchConfig(max_new_tokens=max_new_tokens)
+        batches = answer_search(engine, bench, todo, search, config, concurrency)
     writer = store.Appender(out)
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"eval {search}", unit="item",
                disable=not progress)
@@ -131,8 +172,8 @@ def main(cfg: EvalConfig) -> int:
 
     from llava_cot import models
 
-    if cfg.batch_size < 1 or cfg.max_new_tokens < 1:
-        raise LlavaCotError("--batch-size and --max-new-tokens must be at least 1")
+    if cfg.batch_size < 1 or cfg.max_new_tokens < 1 or cfg.concurrency < 1:
+        raise LlavaCotError("--batch-size, --concurrency and --max-new-tokens must be at least 1")
     config = None
     if cfg.search != "greedy":
         from llava_cot.search import SearchConfig
@@ -146,7 +187,12 @@ def main(cfg: EvalConfig) -> int:
     if out is not None:
         store.check_settings(out, run)
     loaded = models.load(cfg.model, device=cfg.device, dtype=cfg.dtype)
-    rows = evaluate(loaded, bench, items, out, cfg.search, config, cfg.batch_size, cfg.max_new_tokens)
+    from llava_cot.engines.hf import HFEngine
+
+    # the engine's batch holds a greedy run's items, or every candidate of the concurrent searches
+    engine = HFEngine(loaded, max_batch=max(cfg.batch_size, cfg.concurrency * cfg.beam))
+    rows = evaluate(engine, bench, items, out, cfg.search, config, cfg.batch_size, cfg.max_new_tokens,
+                    concurrency=cfg.concurrency)
     if out is not None and (extra := len(store.load_rows(out)) - len(rows)) > 0:
         print(f"{out / store.PREDICTIONS}: {extra} rows are of items beyond this run's --limit; not counted",
               file=sys.stderr)

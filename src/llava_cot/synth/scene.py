@@ -47,18 +47,22 @@ VALUES: dict[str, tuple[str, ...]] = {"size": tuple(SIZES), "colour": tuple(COLO
 
 @dataclass(frozen=True)
 class Split:
-    """What a split's scenes look like. `test_bucket` is True for test, False for train and
-    None for hard (hard cannot meet train or test anyway: it has more objects than either)."""
+    """What a split's scenes and questions look like. `test_bucket` is True for test and heldout,
+    False for train and None for hard (hard cannot meet train or test anyway: it has more
+    objects than either). `heldout`: the questions are worded only in the held-out phrasings
+    (`wording.py`), which no other split uses."""
 
     objects: tuple[int, int]  # inclusive range of objects per scene
     steps: tuple[int, int]  # inclusive range of subtraction steps per question
     test_bucket: bool | None
+    heldout: bool = False
 
 
 SPLITS: dict[str, Split] = {
     "train": Split(objects=(3, 6), steps=(1, 2), test_bucket=False),
     "test": Split(objects=(3, 6), steps=(1, 2), test_bucket=True),
     "hard": Split(objects=(8, 12), steps=(3, 4), test_bucket=None),
+    "heldout": Split(objects=(3, 6), steps=(1, 2), test_bucket=True, heldout=True),
 }
 
 
