@@ -4,8 +4,8 @@ The reference LLaVA-CoT code searches stage by stage like this (written out belo
 comparison only): every candidate is a separate `generate` call that re-encodes the image and
 the prompt; its stop criterion decodes the whole generated sequence at every new token to look
 for the stage's closing tag; every judge comparison is its own forward pass. Ours samples the N
-candidates of a stage in one batch over one shared prefix (kept in the engine's cache across
-stages), finds stop strings incrementally, and judges each knockout round in one batch.
+candidates of a stage in one batch from one prefill of the prompt (kept in the engine's prefix
+cache across stages), finds stop strings incrementally, and judges each knockout round in one batch.
 
 Both run the same search tree (stage_beam: 4 stages x --beam candidates, a pairwise knockout with
 both orders per stage; or with --judge likelihood each candidate scored by the model's own token
@@ -172,7 +172,7 @@ def step_cost(loaded, image, question, rows: int, steps: int = 64) -> float:
     text = models.prompt_text(loaded.processor, question)
     inputs = encode(loaded, image, text)
     length = inputs["input_ids"].shape[1]
-    prefix = loaded.model(**inputs, use_cache=True).past_key_values
+    prefix = loaded.model(**inputs, use_cache=True).cache
     best = float("inf")
     for _ in range(3):  # the fastest of three runs: the machine's cost, not its interruptions
         cache = copy.deepcopy(prefix)
@@ -183,8 +183,8 @@ def step_cost(loaded, image, question, rows: int, steps: int = 64) -> float:
             extra["cross_attention_mask"] = inputs["cross_attention_mask"][:, -1:].expand(rows, 1, *inputs["cross_attention_mask"].shape[2:])
         def decode(cache=cache, token=token, extra=extra):
             for s in range(steps):
-                loaded.model(input_ids=token, past_key_values=cache, use_cache=True,
-                             cache_position=torch.tensor([length + s], device=loaded.device), **extra)
+                loaded.model(input_ids=token, cache=cache, use_cache=True,
+                             position_ids=torch.full((rows, 1), length + s, device=loaded.device), **extra)
         best = min(best, timed(decode)[1] / steps)
     return best
 

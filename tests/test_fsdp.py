@@ -128,7 +128,7 @@ def test_the_plan_makes_every_block_a_shard_unit(mllama, qwen2_vl):
 def straight(mllama, data, tmp_path_factory) -> tuple[Path, list[dict]]:
     """Four steps of a full fine-tune of Mllama, checkpointed after the second."""
     out = tmp_path_factory.mktemp("fsdp") / "straight"
-    return out, launch(out, mllama, data, "--max-steps", "4", "--save-steps", "2", "--lr", "3e-3")
+    return out, launch(out, mllama, data, "--max-steps", "4", "--save-steps", "2", "--lr", "1e-2", "--warmup-ratio", "0")
 
 
 @pytest.mark.slow
@@ -140,11 +140,10 @@ def test_two_processes_shard_mllama_and_save_a_standard_checkpoint(straight, mll
         assert r["held"] < 0.6 * r["total"]
     assert ranks[0]["losses"] == ranks[1]["losses"] == [m["loss"] for m in metrics(out)]
     losses = ranks[0]["losses"]
-    assert len(losses) == 4 and losses[-1] < losses[0] - 0.5
+    assert len(losses) == 4 and all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0] - 0.3
     # the checkpoint keeps each process's shards, of the weights and of the optimizer state
     ckpt = out / "checkpoint-2"
-    assert sorted(p.name for p in ckpt.glob("shard-*.safetensors")) == [
-        "shard-00001-model-00001-of-00002.safetensors", "shard-00002-model-00002-of-00002.safetensors"]
+    assert len(list(ckpt.glob("shard-0000?-model-*.safetensors"))) == 2 and not (ckpt / "model.safetensors").exists()
     assert len(list((ckpt / fsdp.OPTIMIZER_DIR).glob("*.distcp"))) == 2
     # the final model is one standard checkpoint, in the base model's dtype, that training changed
     from transformers import AutoModelForImageTextToText
@@ -166,7 +165,7 @@ def test_resume_from_a_sharded_checkpoint_continues_exactly(straight, mllama, da
     cut = tmp_path / "cut"  # the same run interrupted after step 2, then resumed
     shutil.copytree(out / "checkpoint-2", cut / "checkpoint-2")
     (cut / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics(out)[:2]))
-    resumed = launch(cut, mllama, data, "--max-steps", "4", "--save-steps", "2", "--lr", "3e-3", "--resume")
+    resumed = launch(cut, mllama, data, "--max-steps", "4", "--save-steps", "2", "--lr", "1e-2", "--warmup-ratio", "0", "--resume")
     assert [m["step"] for m in metrics(cut)] == [1, 2, 3, 4]
     assert [m["loss"] for m in metrics(cut)] == ranks[0]["losses"]
     assert resumed[0]["losses"] == resumed[1]["losses"] == ranks[0]["losses"][2:]
@@ -177,7 +176,7 @@ def test_resume_from_a_sharded_checkpoint_continues_exactly(straight, mllama, da
 @pytest.mark.slow
 def test_two_processes_shard_qwen2_vl(qwen2_vl, data, tmp_path):
     out = tmp_path / "qwen"
-    ranks = launch(out, qwen2_vl, data, "--max-steps", "4", "--save-steps", "1000", "--lr", "3e-3", kind="stand-in")
+    ranks = launch(out, qwen2_vl, data, "--max-steps", "4", "--save-steps", "1000", "--lr", "1e-2", "--warmup-ratio", "0", kind="stand-in")
     assert all(r["sharded"] and r["step"] == 4 and r["held"] < 0.6 * r["total"] for r in ranks)
     losses = ranks[0]["losses"]
     assert ranks[1]["losses"] == losses and losses[-1] < losses[0] - 0.5

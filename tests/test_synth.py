@@ -1,6 +1,7 @@
 """Tests of the synthetic world (`llava-cot data synth`): determinism, split disjointness, the
-four-stage format, and the gold answers, recomputed here from the saved scene ground truth by a
-solver that reads the question text on its own (it shares no code with the generator).
+four-stage format, the gold answers, recomputed here from the saved scene ground truth by a
+solver that reads the question text on its own (tests/synth_solver.py: it shares no code with
+the generator), the many phrasings and the held-out ones, and the claims the reasoning makes.
 
     pytest -q tests/test_synth.py
 """
@@ -20,86 +21,15 @@ from PIL import Image
 
 from llava_cot import cli, stages
 from llava_cot.errors import LlavaCotError
-from llava_cot.synth import questions, scene
+from llava_cot.synth import phrasings, questions, scene, wording
 from llava_cot.synth.generate import SynthConfig, generate
 
-# The vocabulary, spelled out again on purpose: the solver must not lean on generator code.
-SIZES = ("small", "large")
-COLOURS = ("red", "green", "blue", "yellow", "purple", "cyan")
-SHAPES = ("square", "circle", "triangle", "diamond")
+# The solver reads questions with its own parser and vocabulary (tests/synth_solver.py), not
+# the generator's; test_critiques.py uses it too.
+from synth_solver import _fits, _phrase, read, solve  # noqa: F401 (_fits, _phrase: for test_critiques)
 
-
-# ---------------------------------------------------------------------------------------------
-# An independent solver: question text + scene ground truth -> gold answer
-
-
-def _phrase(text: str) -> dict[str, str]:
-    """'large blue objects' -> {'size': 'large', 'colour': 'blue'}; 'red square' -> ..."""
-    *mods, head = text.split()
-    head = head[:-1] if head.endswith("s") else head
-    f = {} if head == "object" else {"shape": head}
-    assert head == "object" or head in SHAPES, text
-    for word in mods:
-        key = "size" if word in SIZES else "colour"
-        assert word in SIZES + COLOURS and key not in f, text
-        f[key] = word
-    return f
-
-
-def _fits(obj: dict, f: dict[str, str]) -> bool:
-    return all(obj[k] == v for k, v in f.items())
-
-
-def _count(objects: list[dict], text: str) -> int:
-    return sum(_fits(o, _phrase(text)) for o in objects)
-
-
-def _solve_subtract(objects: list[dict], question: str) -> str:
-    left = objects
-    for text in re.findall(r"Subtract all ([a-z ]+)\.", question):
-        left = [o for o in left if not _fits(o, _phrase(text))]
-    return str(len(left))
-
-
-def _solve_attribute(objects: list[dict], attr: str, ref: str) -> str:
-    hits = [o for o in objects if _fits(o, _phrase(ref))]
-    assert len(hits) == 1, f"'{ref}' does not name exactly one object"
-    return hits[0][attr]
-
-
-def _yes(b: bool) -> str:
-    return "Yes" if b else "No"
-
-
-# (family, pattern, answer from the objects and the match)
-RULES = [
-    ("subtract", r"(?:Subtract all [a-z ]+\. )+How many objects (?:are left|remain)\?", lambda o, m: _solve_subtract(o, m.group(0))),
-    ("count", r"How many ([a-z ]+) are (?:there|in the image)\?", lambda o, m: str(_count(o, m.group(1)))),
-    ("attribute", r"What (colour|shape|size) is the ([a-z ]+)\?", lambda o, m: _solve_attribute(o, m.group(1), m.group(2))),
-    ("attribute", r"What is the (colour|shape|size) of the ([a-z ]+)\?", lambda o, m: _solve_attribute(o, m.group(1), m.group(2))),
-    ("compare", r"Are there more ([a-z ]+) than ([a-z ]+)\?", lambda o, m: _yes(_count(o, m.group(1)) > _count(o, m.group(2)))),
-    ("compare", r"Is the number of ([a-z ]+) greater than the number of ([a-z ]+)\?",
-     lambda o, m: _yes(_count(o, m.group(1)) > _count(o, m.group(2)))),
-    ("compare", r"Are there fewer ([a-z ]+) than ([a-z ]+)\?", lambda o, m: _yes(_count(o, m.group(1)) < _count(o, m.group(2)))),
-    ("compare", r"Is the number of ([a-z ]+) smaller than the number of ([a-z ]+)\?",
-     lambda o, m: _yes(_count(o, m.group(1)) < _count(o, m.group(2)))),
-    ("exist", r"(?:Is there an?|Are there any) ([a-z ]+)\?", lambda o, m: _yes(_count(o, m.group(1)) > 0)),
-]
-
-
-def solve(question: str, objects: list[dict]) -> tuple[str, str]:
-    """(family, gold answer) of a question; multiple choice gives ("choice", letter)."""
-    stem, _, opts = question.partition("\nOptions:\n")
-    read = [(family, m, answer) for family, pattern, answer in RULES if (m := re.fullmatch(pattern, stem))]
-    assert len(read) == 1, f"{len(read)} rules read {stem!r}"
-    family, m, answer = read[0]
-    value = answer(objects, m)
-    if not opts:
-        return family, value
-    options = dict(re.fullmatch(r"([A-D])\. (.+)", line).groups() for line in opts.split("\n"))
-    letters = [k for k, v in options.items() if v == value]
-    assert sorted(options) == ["A", "B", "C", "D"] and len(letters) == 1, (options, value)
-    return "choice", letters[0]
+FAMILIES = {"subtract", "count", "total", "exist", "compare", "which", "attribute", "universal", "describe",
+            "position", "rowcol", "relation", "choice"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,8 +45,8 @@ def _load(out: Path, split: str) -> tuple[list[dict], dict[str, dict]]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, tuple[Path, list[dict], dict[str, dict]]]:
     out = {}
-    for name, split, seed, n, per_scene in [("train", "train", 7, 300, 1), ("test", "test", 8, 120, 2),
-                                            ("hard", "hard", 7, 120, 1)]:
+    for name, split, seed, n, per_scene in [("train", "train", 7, 600, 1), ("test", "test", 8, 120, 2),
+                                            ("hard", "hard", 7, 120, 1), ("heldout", "heldout", 7, 200, 1)]:
         d = tmp_path_factory.mktemp(name)
         summary = generate(SynthConfig(out=str(d), n=n, split=split, seed=seed, per_scene=per_scene))
         assert summary["records"] == n
@@ -148,6 +78,7 @@ def test_train_test_and_hard_never_share_a_scene(data, tmp_path):
     keys = {name: {_key(s) for s in scenes.values()} for name, (_, _, scenes) in data.items()}
     train = keys["train"] | {_key(s) for s in more.values()}
     assert not train & keys["test"] and not train & keys["hard"] and not keys["test"] & keys["hard"]
+    assert not train & keys["heldout"] and not keys["hard"] & keys["heldout"]
     assert all(len(k) == len(set(k)) for k in keys.values())  # no scene twice within a split
 
 
@@ -161,6 +92,7 @@ def test_split_is_a_function_of_scene_content(data):
     sizes is that a scene's side is decided by its content only (not id, jitter or seed)."""
     assert not any(_rebuilt(s).is_test() for s in data["train"][2].values())
     assert all(_rebuilt(s).is_test() for s in data["test"][2].values())
+    assert all(_rebuilt(s).is_test() for s in data["heldout"][2].values())
     rng = random.Random(0)
     sampled = [scene.sample(rng, 4, f"id{i}") for i in range(2000)]
     assert all(s.is_test() == _rebuilt(scene.to_json(s, "x", 64)).is_test() for s in sampled)
@@ -179,7 +111,7 @@ def test_layout_and_record_fields(data):
         assert len(list((d / "images" / name).glob("*.png"))) == len(scenes)
 
 
-@pytest.mark.parametrize("split", ["train", "test", "hard"])
+@pytest.mark.parametrize("split", ["train", "test", "hard", "heldout"])
 def test_gold_answers_recomputed_from_scene_ground_truth(data, split):
     _, recs, scenes = data[split]
     for r in recs:
@@ -190,7 +122,7 @@ def test_gold_answers_recomputed_from_scene_ground_truth(data, split):
         assert parsed.ok, (r["id"], parsed.problems)
         assert parsed.stages["CONCLUSION"] == gold
     families = {r["family"] for r in recs}
-    assert families == {"subtract", "count", "attribute", "compare", "exist", "choice"}
+    assert families == FAMILIES if split in ("train", "heldout") else len(families) >= 10
 
 
 def test_caption_lists_every_object_in_reading_order(data):
@@ -240,17 +172,17 @@ def test_each_object_stays_inside_its_cell_and_sizes_differ(data):
 
 def test_hard_has_more_objects_and_longer_chains(data):
     def steps(recs):
-        return [r["conversations"][0]["value"].count("Subtract all") for r in recs if "Subtract all" in r["conversations"][0]["value"]]
+        return [len(read(_question(r))["steps"]) for r in recs if r.get("base", r["family"]) == "subtract"]
 
-    for split in ("train", "test"):
+    for split in ("train", "test", "heldout"):
         assert max(len(s["objects"]) for s in data[split][2].values()) <= 6
-        assert set(steps(data[split][1])) <= {1, 2}
+        assert set(steps(data[split][1])) == {1, 2}
     assert min(len(s["objects"]) for s in data["hard"][2].values()) >= 8
     assert set(steps(data["hard"][1])) <= {3, 4} and steps(data["hard"][1])
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32), split=st.sampled_from(["train", "hard"]))
+@given(seed=st.integers(0, 2**32), split=st.sampled_from(["train", "hard", "heldout"]))
 def test_every_family_is_answered_right_on_random_scenes(seed, split):
     """In memory, no files: each family on random scenes, checked by the independent solver."""
     rng = random.Random(seed)
@@ -258,11 +190,158 @@ def test_every_family_is_answered_right_on_random_scenes(seed, split):
     s = scene.sample(rng, rng.randint(*spec.objects), "x")
     objects = scene.to_json(s, "x.png", 64)["objects"]
     for name, family in questions.FAMILIES.items():
-        q = family(rng, s, spec.steps)
+        q = family(rng, s, spec)
         if q is None:
             continue
         assert solve(q.text, objects) == (name, q.answer)
         assert stages.parse(questions.annotate(rng, s, q)).stages["CONCLUSION"] == q.answer
+
+
+def _question(r: dict) -> str:
+    return r["conversations"][0]["value"].removeprefix("<image>\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Phrasings: many per family, and a held-out set that no other split uses
+
+_MOD = "(?:small|large|big|red|green|blue|yellow|purple|cyan)"
+_SHAPE, _HEAD = "(?:square|circle|triangle|diamond)s?", "(?:object|thing|shape|item)s?"
+_NP = rf"(?:an? )?(?:{_MOD} ){{0,2}}(?:{_SHAPE}|{_HEAD})"  # "a large red square", "red objects", "things"
+_REL = rf"(?:an? )?(?:{_SHAPE}|{_HEAD}) that (?:is|are) {_MOD}(?: and {_MOD})?"  # "squares that are large and red"
+SLOTS = {**dict.fromkeys(("pl", "sg", "a_sg", "ref", "ref1", "ref2", "a", "b", "scope_pl", "scope_sg"), _NP),
+         **dict.fromkeys(("pl_rel", "sg_rel", "a_sg_rel", "ref_rel", "ref1_rel", "ref2_rel"), _REL),
+         "pred_pl": rf"{_MOD}(?: and {_MOD})*|{_NP}", "pred_sg": rf"{_MOD}|a {_SHAPE}", "attr": "colour|color|shape|size",
+         "cell": r"the (?:top|upper|bottom|lower)[ -](?:left|right) corner|(?:the cell in )?row \d,? (?:and )?column \d"
+                 r"|the \w+ row, \w+ column",
+         "line": r"(?:row|column) \d|the \w+ (?:row|column)", "extreme": r"[a-z]+most|highest|lowest",
+         "rel": r"(?:(?:directly|just|immediately|right) )?(?:(?:to the )?(?:left|right) of|above|below|under)"
+                r"|beneath|next to|beside", "removals": ".+", "removed": ".+"}
+UNIVERSAL = ("same", "all", "any", "none")
+
+
+def _family_of(key: str) -> str | None:
+    """The family a question key words: "compare_more" -> "compare" (removal steps: none)."""
+    return None if key == "subtract_step" else "universal" if key in UNIVERSAL else key.split("_")[0]
+
+
+def _pattern(phrasing: str) -> re.Pattern[str]:
+    """A phrasing of wording.py ("How many {pl} are there?") as a pattern its questions match."""
+    parts = re.split(r"\{(\w+)\}", phrasing.lower().rstrip("?."))
+    return re.compile("".join(f"(?:{SLOTS[x]})" if i % 2 else re.escape(x) for i, x in enumerate(parts)))
+
+
+@pytest.fixture(scope="module")
+def trained() -> list[tuple[str, re.Pattern[str]]]:
+    """Every phrasing the training splits may use, as (family, pattern)."""
+    return [(_family_of(key), _pattern(p)) for key in phrasings.QUESTIONS for p in wording.phrasings(key, "train")
+            if _family_of(key)]
+
+
+def _asked(r: dict) -> str:
+    """The part of a question that carries its phrasing: the stem, or a removal chain's question."""
+    stem = _question(r).partition("\nOptions:")[0].lower().rstrip("?.")
+    return stem.split(". ")[-1]
+
+
+def _readers(r: dict, trained: list[tuple[str, re.Pattern[str]]]) -> list[int]:
+    """Which trained phrasings of the record's family read its question."""
+    family = r.get("base") or r["family"]
+    return [i for i, (f, p) in enumerate(trained) if f == family and p.fullmatch(_asked(r))]
+
+
+def test_heldout_questions_are_worded_as_no_training_question_is(data, trained):
+    for split in ("train", "test", "hard"):  # the patterns do read the training splits' questions
+        assert all(_readers(r, trained) for r in data[split][1]), split
+    for r in data["heldout"][1]:
+        assert not _readers(r, trained), _question(r)
+
+
+def test_every_question_key_has_trained_and_heldout_phrasings():
+    held = [len(wording.phrasings(k, "heldout")) for k in phrasings.QUESTIONS]
+    every = [len(wording.phrasings(k, "any")) for k in phrasings.QUESTIONS]
+    assert all(held) and all(h < n for h, n in zip(held, every, strict=True))
+    assert 0.15 < sum(held) / sum(every) < 0.35
+    assert wording.expand("[How many|What number of] {pl} [are there|can you see]?") == [
+        "How many {pl} are there?", "How many {pl} can you see?", "What number of {pl} are there?",
+        "What number of {pl} can you see?"]
+
+
+# What issue 18 reports new users asking: each must be a trained phrasing, read as this family.
+FIRST_QUESTIONS = [("How many objects are there?", "total"), ("How many shapes are there?", "total"),
+                   ("Count the objects.", "total"), ("What is the total number of objects?", "total"),
+                   ("Are all the objects the same size?", "universal"), ("What is in the top left corner?", "position"),
+                   ("If you take away every blue object, how many are left?", "subtract"),
+                   ("Describe the image.", "describe")]
+
+
+@pytest.mark.parametrize("question, family", FIRST_QUESTIONS)
+def test_what_new_users_ask_first_is_trained(trained, question, family):
+    assert read(question)["family"] == family
+    assert any(f == family and p.fullmatch(question.lower().rstrip("?.")) for f, p in trained)
+
+
+def test_questions_vary_in_wording(data, trained):
+    recs = data["train"][1]
+    text = " ".join(_question(r) for r in recs)
+    for word in ("colour", "color", "big", "large", "Count the", "Is there a", "Are there any", "that are",
+                 "Remove", "Take away", "how many are left", "the top left corner", "to the left of", "all the same"):
+        assert word in text, word
+    by_family: dict[str, set[int]] = {}
+    for r in recs:
+        by_family.setdefault(r["family"], set()).update(_readers(r, trained))
+    assert all(len(used) >= 8 for used in by_family.values()), {f: len(u) for f, u in by_family.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The reasoning: every claim about an object is true of the scene, the plan restates the question
+
+OBJECT = re.compile(r"The (\w+) (\w+) (\w+) at row (\d), column (\d) \(([^)]*)\)")
+
+
+@pytest.mark.parametrize("split", ["train", "hard", "heldout"])
+def test_every_object_named_in_the_reasoning_is_as_the_scene_has_it(data, split):
+    _, recs, scenes = data[split]
+    claims = 0
+    for r in recs:
+        at = {(o["row"], o["col"]): o for o in scenes[r["scene"]]["objects"]}
+        reasoning = stages.parse(r["conversations"][1]["value"]).stages["REASONING"]
+        for m in OBJECT.finditer(reasoning):
+            o = at[(int(m[4]), int(m[5]))]
+            assert (o["size"], o["colour"], o["shape"]) == m.group(1, 2, 3), (r["id"], m[0])
+            for what, said in re.findall(r"([a-z]+(?: \d)?) (yes|no)", m[6]):
+                if what.startswith(("row ", "column ")):
+                    truth = o["row" if what.startswith("row") else "col"] == int(what[-1])
+                else:
+                    truth = what in (o["size"], o["colour"], o["shape"])
+                assert truth == (said == "yes"), (r["id"], m[0])
+                claims += 1
+    assert claims > 10 * len(recs)
+
+
+def _names(f: dict, plural: bool) -> str:
+    head = f.get("shape", "object") + ("s" if plural else "")
+    return " ".join([*(f[k] for k in ("size", "colour") if k in f), head])
+
+
+def _restated(family: str, m: dict) -> list[str]:
+    """What the plan of a question must say, whatever the wording: its canonical noun phrases."""
+    if family in ("count", "exist"):
+        return [_names(m["filter"], True), _names(m["filter"], False)]
+    if family == "attribute":
+        return [f"the {_names(m['ref'], False)}"]
+    if family == "which":
+        return [" and the ".join(_names(f, "refs" not in m) for f in m.get("refs") or m["compared"])]
+    return [""]
+
+
+def test_the_plan_restates_the_question_in_canonical_words(data):
+    checked = 0
+    for r in data["train"][1] + data["heldout"][1]:
+        plan = stages.parse(r["conversations"][1]["value"]).stages["SUMMARY"]
+        wanted = _restated(r["family"], read(_question(r)))
+        assert any(w in plan for w in wanted), (plan, _question(r))
+        checked += wanted != [""]
+    assert checked > 100
 
 
 def test_png_writer_round_trips():

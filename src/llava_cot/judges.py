@@ -11,6 +11,8 @@ miscount.
 
 - `pairwise`: the paper's judge. Candidates meet in a knockout; each match asks "which is better,
   1 or 2?" in both orders (or one random order) and sums the log-odds, cancelling position bias.
+  A tie (no preference, or certainties in the two orders that cancel) is broken by a seeded coin
+  and counted in `ties`, which a search reports in its trace.
 - `pointwise`: a verifier. Each candidate's score is P("yes") / (P("yes") + P("no")) for "is it
   correct?"; the highest wins. Its scores are what SWIRES thresholds.
 - `likelihood`: no judge prompt; each candidate's score is the model's probability of its least
@@ -67,11 +69,21 @@ class PairwiseJudge:
             raise LlavaCotError(f"pairwise judge orders must be 'both' or 'random', not {orders!r}")
         self.orders = orders
         self.rng = random.Random(seed)
+        self.coin = random.Random(seed)  # apart from the orders' draws, so ties do not shift them
         self.calls = 0
+        self.ties = 0
+
+    def ask(self, engine: Engine, questions: Sequence[Prompt]) -> list[float]:
+        """The log-odds of "1" over "2" as the answer to each pairwise question, all in one call:
+        0 when neither is among the answers at all (a vote for neither), infinite when only one is."""
+        verdicts = engine.choice_logprobs(questions, critique.PAIR_CHOICES)
+        self.calls += len(questions)
+        return [0.0 if math.isinf(one) and math.isinf(two) else one - two for one, two in verdicts]
 
     def log_odds(self, engine: Engine, prompt: Prompt, stage: str, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """For each pair (a, b), the log-odds that a is better than b (positive: a). All the
-        questions go to the engine in one call."""
+        questions go to the engine in one call. NaN when the orders are certain both ways (a
+        server whose top tokens hold "1" only, whatever the order): see `prefers_first`."""
         previous = _previous(prompt, stage)
         questions, owners = [], []
         for k, (a, b) in enumerate(pairs):
@@ -80,22 +92,28 @@ class PairwiseJudge:
             for first, second, sign in orders if self.orders == "both" else [self.rng.choice(orders)]:
                 questions.append(Prompt(prompt.image, critique.pairwise(prompt.question, previous, stage, first, second)))
                 owners.append((k, sign))
-        verdicts = engine.choice_logprobs(questions, critique.PAIR_CHOICES)
-        self.calls += len(questions)
         totals = [0.0] * len(pairs)
-        for (one, two), (k, sign) in zip(verdicts, owners, strict=True):
-            if not (math.isinf(one) and math.isinf(two)):  # no verdict at all: a vote for neither
-                totals[k] += sign * (one - two)
+        for odds, (k, sign) in zip(self.ask(engine, questions), owners, strict=True):
+            totals[k] += sign * odds
         return totals
+
+    def prefers_first(self, odds: float) -> bool:
+        """Whether log-odds `odds` make the first of two candidates the winner. A tie (0, or NaN:
+        +inf in one order and -inf in the other, which says only which place the judge favours)
+        is decided by a seeded coin, not by who came first, and counted in `ties`."""
+        if odds > 0 or odds < 0:
+            return odds > 0
+        self.ties += 1
+        return self.coin.random() < 0.5
 
     def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
         """A knockout: winners advance in pairs, each round's matches judged in one batch; an
-        odd one out gets a bye; a tie keeps the earlier candidate."""
+        odd one out gets a bye; a tie is decided by the coin."""
         pool = list(range(len(candidates)))
         while len(pool) > 1:
             pairs = [(pool[i], pool[i + 1]) for i in range(0, len(pool) - 1, 2)]
             odds = self.log_odds(engine, prompt, stage, [(candidates[a], candidates[b]) for a, b in pairs])
-            pool = [a if o >= 0 else b for (a, b), o in zip(pairs, odds, strict=True)] + pool[2 * len(pairs):]
+            pool = [a if self.prefers_first(o) else b for (a, b), o in zip(pairs, odds, strict=True)] + pool[2 * len(pairs):]
         return pool[0]
 
 
@@ -120,8 +138,11 @@ class PointwiseJudge(_Scoring):
     def scores(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> list[float]:
         """P(correct) for each candidate, from the verifier's yes/no log-probabilities."""
         previous = _previous(prompt, stage)
-        questions = [Prompt(prompt.image, critique.pointwise(prompt.question, previous, stage, stage_text(c, stage)))
-                     for c in candidates]
+        return self.ask(engine, [Prompt(prompt.image, critique.pointwise(prompt.question, previous, stage,
+                                                                         stage_text(c, stage))) for c in candidates])
+
+    def ask(self, engine: Engine, questions: Sequence[Prompt]) -> list[float]:
+        """P("yes") / (P("yes") + P("no")) as the answer to each verifier question, in one call."""
         verdicts = engine.choice_logprobs(questions, critique.VERDICT_CHOICES)
         self.calls += len(questions)
         # no verdict at all (neither word among a server's top tokens) says nothing either way

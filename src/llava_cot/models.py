@@ -131,7 +131,11 @@ DATE_STRING = "26 Jul 2024"
 def render(processor: Any, msgs: list[dict[str, Any]], **options: Any) -> str:
     """A conversation as text, by the processor's chat template, on the fixed DATE_STRING.
     Every prompt, in training and inference, is rendered here."""
-    return processor.apply_chat_template(msgs, tokenize=False, date_string=DATE_STRING, **options)
+    template = getattr(processor, "chat_template", None)
+    if isinstance(template, str) and "date_string" in template:
+        # only to a template that reads it: transformers warns of any variable a template does not use
+        options = {**options, "date_string": DATE_STRING}
+    return processor.apply_chat_template(msgs, tokenize=False, **options)
 
 
 def prompt_text(processor: Any, question: str, partial: str | None = None, image: bool = True,

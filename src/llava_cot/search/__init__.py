@@ -143,10 +143,11 @@ def run(name: str, engine: Engine, prompt: Prompt, cfg: SearchConfig | None = No
     cfg = cfg or SearchConfig()
     if judge is None and DEFAULT_JUDGE[name] is not None:
         judge = load_judge(cfg.judge or DEFAULT_JUDGE[name])
-    before, calls = engine.cost.copy(), getattr(judge, "calls", 0)
+    before, calls, ties = engine.cost.copy(), getattr(judge, "calls", 0), getattr(judge, "ties", None)
     t0 = time.perf_counter()
     found = search(engine, prompt, cfg, judge)
     seconds = time.perf_counter() - t0
     spent = engine.cost - before
+    notes = found.notes if ties is None else {**found.notes, "ties": judge.ties - ties}  # decided by the judge's coin
     return Result(name, found.text, spent.tokens_generated, spent.forward_passes,
-                  getattr(judge, "calls", 0) - calls, seconds, found.notes)
+                  getattr(judge, "calls", 0) - calls, seconds, notes)

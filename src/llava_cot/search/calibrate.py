@@ -7,7 +7,8 @@ that best tells them apart (the highest balanced accuracy); it is written beside
 search.json, where `swires` finds it. Beside it go the pairwise judge's figures on as many judge
 items (a correct and a corrupted candidate, "which is better?"): its accuracy, per stage, and how
 often it answers "1"; and the likelihood judge's threshold, found the same way on half as many
-four-stage records, each with one stage scored as written and with one planted mistake.
+four-stage records, each with one stage scored as written and with one planted mistake. Every
+score and verdict is the judge's own (`llava_cot.judges`), read as a search reads it.
 
     llava-cot calibrate --model runs/tiny [--limit 400] [--out runs/tiny/search.json]
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,16 +42,16 @@ class CalibrateConfig:
 
 
 def calibrate(engine: Any, items: list[Any], root: Path) -> dict[str, Any]:
-    """Threshold, balanced accuracy and the score groups' means for verify `items`."""
+    """Threshold, balanced accuracy and the score groups' means for verify `items`, scored by the
+    pointwise judge as SWIRES scores its candidates."""
     from llava_cot import critique, models
     from llava_cot.engines import Prompt
+    from llava_cot.judges import PointwiseJudge
     from llava_cot.search.swires import best_split
 
     prompts = [Prompt(models.open_image(root / r.image), r.question) for r in items]
-    verdicts = engine.choice_logprobs(prompts, critique.VERDICT_CHOICES)
     good, bad = [], []
-    for rec, (yes, no) in zip(items, verdicts, strict=True):
-        score = 0.5 if math.isinf(yes) and math.isinf(no) else 1.0 / (1.0 + math.exp(no - yes))
+    for rec, score in zip(items, PointwiseJudge().ask(engine, prompts), strict=True):
         (good if rec.response.strip() == critique.VERDICT_CHOICES[0] else bad).append(score)
     threshold, accuracy = best_split(good, bad)
     return {"swires_threshold": round(threshold, 4), "balanced_accuracy": round(accuracy, 4), "correct": len(good),
@@ -63,23 +63,25 @@ def pairwise(engine: Any, items: list[Any], root: Path) -> dict[str, Any]:
     """How often the pairwise judge prefers the right one of a correct and a corrupted candidate
     (`items`: judge items, one order each, the right one first or second at random), overall and
     per stage, and how often it says "1" (position bias: 1.0 or 0.0 for a judge that always picks
-    one place)."""
+    one place). Each verdict is the judge's, as in a search: a tie (no verdict at all) is decided
+    by its seeded coin, and counted."""
     from collections import defaultdict
 
     from llava_cot import critique, models
     from llava_cot.engines import Prompt
+    from llava_cot.judges import PairwiseJudge
 
+    judge = PairwiseJudge(seed=CALIBRATION_SEED)
     prompts = [Prompt(models.open_image(root / r.image), r.question) for r in items]
-    verdicts = engine.choice_logprobs(prompts, critique.PAIR_CHOICES)
     by_stage: dict[str, list[bool]] = defaultdict(list)
     firsts = 0
-    for rec, (one, two) in zip(items, verdicts, strict=True):
-        says_first = one >= two
+    for rec, odds in zip(items, judge.ask(engine, prompts), strict=True):
+        says_first = judge.prefers_first(odds)
         firsts += says_first
         by_stage[rec.extra["stage"]].append(says_first == (rec.response.strip() == critique.PAIR_CHOICES[0]))
     right = [r for rs in by_stage.values() for r in rs]
     return {"pairwise_items": len(items), "pairwise_accuracy": round(sum(right) / len(right), 4),
-            "pairwise_says_first": round(firsts / len(items), 4),
+            "pairwise_says_first": round(firsts / len(items), 4), "pairwise_ties": judge.ties,
             "pairwise_accuracy_by_stage": {s: round(sum(rs) / len(rs), 4) for s, rs in sorted(by_stage.items())}}
 
 

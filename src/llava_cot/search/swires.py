@@ -2,9 +2,13 @@
 
 Stage by stage: sample `widths[stage]` candidates in one batch, score each with a pointwise
 verifier (P(correct)), keep the best `keep`. Continue from the best kept candidate, unless its
-score is under the threshold: then retrace, dropping the previous stage's choice and continuing
-from its next kept candidate (or a fresh sample of that stage once they are used up), at most
-`retraces` times in all. At the first stage a low score means resampling it.
+score is under the threshold: then retrace, dropping the previous stage's choice and redoing
+that stage with its next kept candidate, at most `retraces` times in all. A redone stage whose
+kept runner-up scores under the threshold too is sampled afresh; only if the fresh sample fails
+as well does the search walk further back (otherwise one bad stage would trade every good one
+before it for its runner-up, and spend the retraces doing so). At the first stage a low score
+means resampling it. Each stage's token budget is what the stages kept so far left of
+`max_new_tokens`: dropped candidates spent nothing of it.
 
 The threshold is calibrated, not guessed: `calibrate` finds the verifier score that best tells
 correct stages from corrupted ones on synthetic items, and writes it beside the model
@@ -13,6 +17,7 @@ correct stages from corrupted ones on synthetic items, and writes it beside the 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Sequence
@@ -49,16 +54,18 @@ def swires(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Any) -> Fou
     widths = cfg.widths or (cfg.beam,) * len(stages.STAGES)
     pools: list[list[tuple[float, Completion]] | None] = [None] * len(todo)
     draws = [0] * len(todo)
+    redo = [False] * len(todo)  # the stage is being redone because the one after it failed
     chosen: list[Completion] = []
-    i, retraces, used = 0, 0, 0
+    i, retraces = 0, 0
     while i < len(todo):
         stage = todo[i]
         del chosen[i:]
         text = prompt.partial + "".join(c.text for c in chosen)
-        here = Prompt(prompt.image, prompt.question, text)
-        if not pools[i]:
+        here = dataclasses.replace(prompt, partial=text)  # the earlier turns and system message kept
+        fresh = not pools[i]
+        if fresh:
             k = stages.STAGES.index(stage)
-            budget = min(cfg.step_tokens, cfg.max_new_tokens - used)
+            budget = min(cfg.step_tokens, cfg.max_new_tokens - sum(c.tokens for c in chosen))
             seed = cfg.seed + 1000 * draws[i] + k
             draws[i] += 1
             candidates = distinct(sample(engine, here, cfg, widths[k], (stages.close_tag(stage),), budget, seed))
@@ -67,16 +74,19 @@ def swires(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Any) -> Fou
             pools[i] = ranked[:cfg.keep]
         score, best = pools[i][0]
         if score < threshold and retraces < cfg.retraces:
-            retraces += 1
             pools[i] = None
+            if redo[i] and not fresh:
+                continue  # a weak runner-up of a stage being redone: sample it afresh, not walk back
+            retraces += 1
             if i > 0:  # back to the previous stage: its next kept candidate, or a new sample
                 i -= 1
                 pools[i] = pools[i][1:] or None
+                redo[i] = True
             continue
         chosen.append(best)
-        used += best.tokens
+        redo[i] = False
         i += 1
-        if best.finish == "end" or used >= cfg.max_new_tokens:
+        if best.finish == "end" or sum(c.tokens for c in chosen) >= cfg.max_new_tokens:
             break
     text = prompt.partial + "".join(c.text for c in chosen)
     return Found(text, {"retraces": retraces, "threshold": round(threshold, 4), "threshold_from": source})

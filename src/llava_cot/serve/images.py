@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import urllib.error
 import urllib.request
 import warnings
@@ -64,7 +65,10 @@ def decode(data: bytes, limits: ImageLimits, param: str = "image_url") -> Any:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as e:
-        raise too_large(f"the image is too large to decode ({e})", param) from None
+        # PIL refuses far larger images than our limit before telling their size; it is in its message
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise too_large(f"the image is {size}, over this server's limit of {limits.max_pixels:,} pixels", param) from None
     except UnidentifiedImageError:
         raise bad("the image data is not an image PIL can read (PNG, JPEG, WebP, GIF, ...)", param,
                   "invalid_image") from None
@@ -72,8 +76,8 @@ def decode(data: bytes, limits: ImageLimits, param: str = "image_url") -> Any:
         raise bad(f"the image cannot be read: {e}", param, "invalid_image") from None
     width, height = image.size
     if width * height > limits.max_pixels:
-        raise too_large(f"the image is {width}x{height} pixels, over this server's limit of "
-                        f"{limits.max_pixels} pixels", param)
+        raise too_large(f"the image is {width}x{height} = {width * height:,} pixels, over this server's limit of "
+                        f"{limits.max_pixels:,} pixels", param)
     try:
         image.load()  # the whole file: a truncated one fails now
         return image.convert("RGB")

@@ -21,7 +21,19 @@ import random
 
 from llava_cot.synth import templates as T
 from llava_cot.synth import wording as W
-from llava_cot.synth.core import Filter, Question, ask_text, at, matches, noun, pick_filter, plural, say, side, unique_refs
+from llava_cot.synth.core import (
+    Filter,
+    Question,
+    ask_text,
+    at,
+    matches,
+    noun,
+    pick_filter,
+    plural,
+    say,
+    side,
+    unique_refs,
+)
 from llava_cot.synth.scene import ATTRS, VALUES, Scene, Split
 
 # Which attribute combinations a family filters on (each tuple in ATTRS order).

@@ -11,9 +11,12 @@ only the image or the question can tell which is right. Corruption kinds:
                 object_count     the stated number of objects off by one or two
     REASONING   arithmetic       a running tally or a final number off by one or two
                 decision         one object's decision flipped (removed <-> stays, is <-> is not)
-    CONCLUSION  wrong_answer     another number, option letter, Yes/No or attribute value
+    CONCLUSION  wrong_answer     another number, option letter, Yes/No or attribute value; in a
+                                 free-text answer one attribute word or grid number swapped
 
-Every corruption is checked against the scene graph and must change the text. Items use the
+Every corruption is checked against the scene graph and must change the text. A record whose
+chosen stage no kind applies to (reasoning without a tally or a known decision) has another
+stage corrupted instead. Items use the
 prompts of `llava_cot.critique` with the gold earlier stages as context: pointwise ("verify",
 answer yes/no) and pairwise ("judge", answer 1/2), a tenth of them on the WHOLE response.
 
@@ -38,7 +41,8 @@ from llava_cot.synth.scene import ATTRS, VALUES, Obj, Scene
 
 WHOLE_SHARE = 0.1  # share of items on the whole response (best-of-N) rather than one stage
 _ATTR_OF = {v: a for a, vs in VALUES.items() for v in vs}  # "red" -> "colour"
-_PLANS = ("subtract", "count", "attribute", "compare", "exist")  # PLAN keys naming a family
+# PLAN keys by the family they plan for ("which/size" -> "which"); choice only adds a tail.
+_PLANS = {key: key.split("/")[0] for key in T.PLAN if key != "choice"}
 
 Corrupter = Callable[[random.Random, dict[str, str], Mapping[str, Any], Scene], str | None]
 
@@ -231,20 +235,48 @@ def _wrong_answer(rng: random.Random, gold: dict[str, str], rec: Mapping[str, An
         pool = [str(v) for v in range(max(0, n - 2), n + 3) if v != n]
     elif answer in ("Yes", "No"):
         pool = ["No" if answer == "Yes" else "Yes"]
-    else:
+    elif answer in _ATTR_OF:
         pool = [v for v in VALUES[_ATTR_OF[answer]] if v != answer]
+    else:
+        return _wrong_text(rng, answer, scene)
     return rng.choice(pool)
+
+
+def _swaps(words: list[str], i: int) -> list[str]:
+    """What word i of an answer may become: another value of its attribute ("red" -> "blue",
+    "circles" -> "squares"), or another grid number after "row"/"column"."""
+    core = words[i].rstrip(".,:")
+    tail = words[i][len(core):]
+    if core.isdigit():
+        return [f"{v}{tail}" for v in range(1, 5) if str(v) != core] if i and words[i - 1] in ("row", "column") else []
+    base, s = (core[:-1], "s") if core not in _ATTR_OF and core[:-1] in _ATTR_OF else (core, "")
+    return [v + s + tail for v in VALUES[_ATTR_OF[base]] if v != base] if base in _ATTR_OF else []
+
+
+def _wrong_text(rng: random.Random, answer: str, scene: Scene) -> str:
+    """A free-text answer (an object, a cell, a class, a description) with one attribute word or
+    grid number replaced; "nothing" becomes an object of the scene."""
+    words = answer.split()
+    slots = [(i, swaps) for i in range(len(words)) if (swaps := _swaps(words, i))]
+    if not slots:
+        return f"a {rng.choice(scene.objects).describe()}"
+    i, swaps = rng.choice(slots)
+    return " ".join([*words[:i], rng.choice(swaps), *words[i + 1:]])
 
 
 def _other_plan(rng: random.Random, gold: dict[str, str], rec: Mapping[str, Any], scene: Scene) -> str | None:
     family = rec.get("base") or rec.get("family")
-    if family not in _PLANS:
+    if family not in _PLANS.values():
         return None
     o = rng.choice(scene.objects)
     c1, c2 = rng.sample(VALUES["colour"], 2)
     fill = {"sg": f"{o.colour} {o.shape}", "pl": f"{o.colour} {o.shape}s", "ref": f"{o.size} {o.shape}",
-            "attr": rng.choice(ATTRS), "a": f"{c1} objects", "b": f"{c2} objects"}
-    plan = rng.choice(T.PLAN[rng.choice([p for p in _PLANS if p != family])]).format(**fill)
+            "attr": rng.choice(ATTRS), "a": f"{c1} objects", "b": f"{c2} objects", "relation": "more",
+            "ref1": f"{c1} {o.shape}", "ref2": f"{c2} {o.shape}", "comparative": "bigger", "scope": f"{o.shape}s",
+            "pred": c1, "quant": "all", "cell": "the top left corner", "line": "the top row", "place": "row",
+            "extreme": "leftmost", "rel": "to the left of"}
+    key = rng.choice([k for k, f in _PLANS.items() if f != family])
+    plan = rng.choice(T.PLAN[key]).format(**fill)
     # A multiple-choice plan keeps its last sentence: only the part that fits the question changes.
     tail = next((t for t in T.PLAN["choice"] if gold["SUMMARY"].endswith(" " + t)), None)
     return f"{plan} {tail}" if tail else plan
@@ -289,6 +321,7 @@ class Maker:
         task, flag = self._forms.pop()  # verify: 1 = the candidate is corrupted; judge: gold's position
         stage = critique.WHOLE if rng.random() < WHOLE_SHARE else rng.choice(stages.STAGES)
         spoilt, kind, bad = self._corruption(gold_rec, scene, stage)
+        stage = stage if stage == critique.WHOLE else spoilt
         gold = stages.parse(rec.response).stages
         if stage == critique.WHOLE:
             previous, good, bad = {}, rec.response, stages.render({**gold, spoilt: bad})
@@ -307,9 +340,12 @@ class Maker:
                            source=rec.id)
 
     def _corruption(self, rec: dict[str, Any], scene: Scene, stage: str) -> tuple[str, str, str]:
-        """(corrupted stage, kind, text): a kind of `stage` (any stage for WHOLE) that applies."""
+        """(corrupted stage, kind, text): a kind of `stage` (any stage for WHOLE) that applies; if
+        none of that stage does (a family whose reasoning has no tally or decision a slip can
+        change), a kind of another stage."""
         targets = stages.STAGES if stage == critique.WHOLE else (stage,)
-        for s in self.rng.sample(targets, len(targets)):
+        others = [s for s in stages.STAGES if s not in targets]
+        for s in [*self.rng.sample(targets, len(targets)), *self.rng.sample(others, len(others))]:
             for k in self.rng.sample(list(KINDS[s]), len(KINDS[s])):
                 if (text := corrupt(self.rng, rec, scene, s, k)) is not None:
                     return s, k, text

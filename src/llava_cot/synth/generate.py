@@ -1,6 +1,6 @@
 """`llava-cot data synth`: write a synthetic visual-reasoning data set with four-stage answers.
 
-    llava-cot data synth --out DIR --n N [--split train|test|hard] [--seed S] [--size 64] [--per-scene 1]
+    llava-cot data synth --out DIR --n N [--split train|test|hard|heldout] [--seed S] [--size 64] [--per-scene 1]
                          [--task reason|judge|mix]
     python -m llava_cot.synth.generate --out DIR --n N ...     (the same command)
 
@@ -15,7 +15,9 @@ with --task mix every third record is one, shuffled in among the four-stage reco
 
 The same seed, split, n and options always give byte-identical files. train and test never share
 a scene, whatever seeds made them (see `Scene.is_test`); hard has 8-12 objects per scene where
-train and test have 3-6, and 3-4 subtraction steps where they have 1-2.
+train and test have 3-6, and 3-4 subtraction steps where they have 1-2. heldout is drawn like test
+but every question is worded in a phrasing that no other split uses (`wording.py`): a measure
+of how far a model trained on train follows new wordings (the `synth-phrasings` bench).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class SynthConfig:
     n: int = field(metadata={"help": "number of records (questions) to write"})
     split: str = field(default="train", metadata={
         "help": "train or test (3-6 objects, 1-2 subtraction steps; never the same scene), "
-                "or hard (8-12 objects, 3-4 steps)"})
+                "hard (8-12 objects, 3-4 steps), or heldout (test scenes, questions worded only in "
+                "phrasings never used in the other splits)"})
     seed: int = field(default=0, metadata={"help": "random seed; the same seed gives the same files"})
     size: int = field(default=64, metadata={
         "help": "image side in pixels, a multiple of 4; 64 puts one object in each 16x16 ViT patch"})
@@ -124,7 +127,7 @@ def generate(cfg: SynthConfig) -> dict[str, Any]:
         image = f"images/{cfg.split}/{scene.id}.png"
         (out / image).write_bytes(png(render(scene, cfg.size), PNG_COMPRESS_LEVEL))
         truth.append(to_json(scene, image, cfg.size))
-        for j, q in enumerate(ask(rng, scene, spec.steps, min(cfg.per_scene, cfg.n - len(recs)))):
+        for j, q in enumerate(ask(rng, scene, spec, min(cfg.per_scene, cfg.n - len(recs)))):
             extra = {"family": q.family, "answer": q.answer, "options": q.options,
                      "split": cfg.split, "scene": scene.id}
             if q.base:

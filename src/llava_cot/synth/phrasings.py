@@ -2,13 +2,13 @@
 
 Only data lives here; `wording.py` expands each frame ("[a|b]" alternatives, "{slot}" content,
 macros {PL} {SG} {A_SG} {REF} {REF1} {REF2} {IMAGE}) and holds out some of its phrasings, and
-the families in `questions.py`, `counting.py`, `spatial.py` and `logic.py` fill the slots. The
-first alternative of every bracket gives a frame's plainest phrasing, which is always trained.
+the families in `counting.py`, `properties.py` and `spatial.py` fill the slots. The first
+phrasing of each key's first frame, and the PINNED ones, are always trained.
 Slots: {pl}/{sg} a filter's noun phrase, {pred_pl} the same as a predicate ("large and red"),
 {attr} colour/shape/size, {a}/{b} two classes ("circles", "red objects"), {cell} a grid cell
 ("the top left corner", "row 2, column 3"), {line} a row or column ("the top row",
 "column 2"), {rel} a relation ("to the left of"), {extreme} "leftmost"..., {scope_pl}/
-{scope_sg}/{a_scope} the objects a universal question ranges over, {pred_sg} what it asks of
+{scope_sg} the objects a universal question ranges over, {pred_sg} what it asks of
 them ("red", "a square"), {removals} a list of removals ("all red squares and every small
 circle"), {removed} the same without quantifiers.
 The test suite reads every phrasing back with its own parser: a new frame needs it to follow.
@@ -151,7 +151,6 @@ QUESTIONS: dict[str, list[str]] = {
         "Are any [of the |]{scope_pl} {pred_pl}?",
         "Is [any|at least one] {scope_sg} {pred_sg}?",
         "Is at least one of the {scope_pl} {pred_sg}?",
-        "Is there {a_scope} that is {pred_sg}?",
     ],
     "none": [
         "Are none of the {scope_pl} {pred_pl}?",
@@ -162,7 +161,7 @@ QUESTIONS: dict[str, list[str]] = {
     # --- positions on the grid
     "position_what": [
         "What is [in|at] {cell}?",
-        "What [object|shape] is [in|at] {cell}?",
+        "What object is [in|at] {cell}?",
         "What do you see [in|at] {cell}?",
         "What is [located|placed] [in|at] {cell}?",
         "Which object is [in|at] {cell}?",
@@ -226,7 +225,7 @@ QUESTIONS: dict[str, list[str]] = {
     ],
     "relation_what": [
         "What is {rel} the {REF}?",
-        "What [object|shape] is {rel} the {REF}?",
+        "What object is {rel} the {REF}?",
         "Which object is {rel} the {REF}?",
         "[Tell me|Say] what is {rel} the {REF}.",
         "What do you see {rel} the {REF}?",

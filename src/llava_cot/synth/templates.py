@@ -162,8 +162,8 @@ REASON = {
     "same_end": ["The {attrs} seen are {values}, so {verdict}, and the answer is {answer}."],
     "quant_yes": ["The {desc} at {where} {checks} is {pred}."],
     "quant_no": ["The {desc} at {where} {checks} is not {pred}."],
-    "quant_in_yes": ["The {desc} at {where} {checks} is a {scope} and is {pred}."],
-    "quant_in_no": ["The {desc} at {where} {checks} is a {scope} but is not {pred}."],
+    "quant_in_yes": ["The {desc} at {where} {checks} is a {scope}, and it is {pred}."],
+    "quant_in_no": ["The {desc} at {where} {checks} is a {scope}, but it is not {pred}."],
     "quant_out": ["The {desc} at {where} {checks} is not a {scope}."],
     "quant_end": ["Out of {n} {scope_n}, {m} {be} {pred_m}. "
                   "{quant} means {rule}, which is {truth}, so the answer is {answer}."],

@@ -109,21 +109,24 @@ def phrasings(key: str, side: str) -> list[str]:
     return [e for e in every if side == "any" or (e in held) == (side == "heldout")]
 
 
+class NoPhrasing(ValueError):
+    """No phrasing of the side fits these slots (`questions.ask` then draws another family)."""
+
+
 def phrase(rng: random.Random, key: str, side: str, slots: Mapping[str, str]) -> str:
     """A question of `key` on `side`, its slots filled: a frame drawn uniformly among those with
-    a phrasing on that side, then one of its phrasings. A held-out question never reads the same
-    as a training phrasing filled with the same slots (e.g. "{pl_rel}" of a bare shape)."""
+    a phrasing on that side, then one of its phrasings. A question never reads the same as a
+    phrasing of the other side filled with the same slots would ("How many {pl_rel} ...?" of a
+    bare shape is "How many {pl} ...?"), so no held-out wording is ever trained."""
     frames, held = sides(key)
-    pools = [[e for e in es if side == "any" or (e in held) == (side == "heldout")] for es in frames]
+    other = {"train": "heldout", "heldout": "train"}.get(side)
+    taken = {e.format_map(slots) for e in phrasings(key, other)} if other else set()
+    pools = [[t for e in es if side == "any" or (e in held) == (side == "heldout")
+              if (t := e.format_map(slots)) not in taken] for es in frames]
     pools = [p for p in pools if p]
     if not pools:
-        raise ValueError(f"no {side} phrasing of {key!r}")
-    seen = {e.format_map(slots) for e in phrasings(key, "train")} if side == "heldout" else set()
-    for _ in range(20):
-        text = rng.choice(rng.choice(pools)).format_map(slots)
-        if text not in seen:
-            break
-    return text
+        raise NoPhrasing(f"no {side} phrasing of {key!r} reads unlike the other side's with {dict(slots)}")
+    return rng.choice(rng.choice(pools))
 
 
 def casual(rng: random.Random, text: str, p: float = 0.08) -> str:
@@ -143,7 +146,8 @@ def _plural(head: str) -> str:
     return head + "s"
 
 
-def _and(words: Sequence[str]) -> str:
+def join_and(words: Sequence[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
@@ -165,11 +169,11 @@ def nouns(rng: random.Random, f: Sequence[tuple[str, str]], prefix: str = "",
     mods = [spell(rng, v) for a, v in f if a != "shape"]
     head = named.get("shape") or rng.choice(list(heads))
     sg, pl = " ".join([*mods, head]), " ".join([*mods, _plural(head)])
-    sg_rel = f"{head} that is {_and(mods)}" if mods else sg
-    pl_rel = f"{_plural(head)} that are {_and(mods)}" if mods else pl
+    sg_rel = f"{head} that is {join_and(mods)}" if mods else sg
+    pl_rel = f"{_plural(head)} that are {join_and(mods)}" if mods else pl
     out = {"sg": sg, "pl": pl, "sg_rel": sg_rel, "pl_rel": pl_rel, "a_sg": _article(sg),
            "a_sg_rel": _article(sg_rel), "ref": sg, "ref_rel": sg_rel,
-           "pred_pl": pl if "shape" in named or not mods else _and(mods)}
+           "pred_pl": pl if "shape" in named or not mods else join_and(mods)}
     return {prefix + k: v for k, v in out.items()}
 
 

@@ -35,7 +35,7 @@ from llava_cot.errors import LlavaCotError
 from llava_cot.records import Record
 from llava_cot.teacher.client import BudgetSpent, Teacher, TeacherError
 from llava_cot.teacher.item import Annotator, pairs
-from llava_cot.teacher.journal import Journal
+from llava_cot.teacher.journal import Committer, Journal
 from llava_cot.teacher.prompt import Template
 
 ERRORS_SHOWN = 10  # failing items reported one by one; the rest are counted
@@ -118,6 +118,7 @@ class Run:
         self.cfg, self.annotator, self.journal, self.todo = cfg, annotator, journal, todo
         self.accepted, self.rejected, self.errors = 0, Counter(), 0
         self.stopped: str | None = None
+        self.seconds = 0.0  # the annotation itself: from the first request to the last line written
 
     async def go(self) -> None:
         from tqdm import tqdm
@@ -125,9 +126,15 @@ class Run:
         self.bar = tqdm(total=len(self.todo), unit="item", file=sys.stderr, disable=not self.cfg.progress,
                         smoothing=0.05, mininterval=0.5)
         queue = iter(self.todo)  # shared by the workers: each takes the next record when it is free
+        self.committer = Committer(self.journal)
+        committing = self.committer.start()
+        t0 = time.perf_counter()
         try:
             await asyncio.gather(*(self._worker(queue) for _ in range(min(self.cfg.concurrency, len(self.todo)))))
         finally:
+            await self.committer.stop()
+            await committing
+            self.seconds = time.perf_counter() - t0
             self.bar.close()
 
     async def _worker(self, queue: Any) -> None:
@@ -147,10 +154,10 @@ class Run:
                 self._tick()
                 continue
             if outcome.accepted is not None:
-                self.journal.accept(outcome.accepted)
+                await self.committer.write("accepted", outcome.accepted)
                 self.accepted += 1
             else:
-                self.journal.reject(outcome.rejected)
+                await self.committer.write("rejected", outcome.rejected)
                 self.rejected[outcome.rejected["reason"]] += 1
             self._tick()
 
@@ -163,7 +170,7 @@ class Run:
 
 def _teachers(cfg: AnnotateConfig) -> tuple[Teacher, Teacher | None]:
     common = dict(api_key=cfg.api_key, timeout=cfg.timeout, retries=cfg.request_retries, backoff=cfg.backoff,
-                  rpm=cfg.rpm, budget=cfg.max_tokens_total, max_tokens=cfg.max_tokens)
+                  rpm=cfg.rpm, budget=cfg.max_tokens_total, max_tokens=cfg.max_tokens, concurrency=cfg.concurrency)
     teacher = Teacher(cfg.teacher_url, cfg.teacher_model, temperature=cfg.temperature, **common)
     if not cfg.judge:
         return teacher, None
@@ -197,7 +204,7 @@ def main(cfg: AnnotateConfig) -> int:
         run, teacher, judge = asyncio.run(_run(cfg, journal, todo))
     finally:
         journal.close()
-    seconds = time.perf_counter() - t0
+    seconds = run.seconds
     finished = run.accepted + sum(run.rejected.values())
     used = [teacher] + ([judge] if judge is not None and judge is not teacher else [])
     summary = {
@@ -206,7 +213,8 @@ def main(cfg: AnnotateConfig) -> int:
         "bad_input_lines": passed["bad_input_lines"] + passed["repeated_ids"],
         "prompt_tokens": sum(t.prompt_tokens for t in used), "completion_tokens": sum(t.completion_tokens for t in used),
         "requests": sum(t.requests for t in used), "retried_requests": sum(t.retried for t in used),
-        "seconds": round(seconds, 3), "items_per_s": round(finished / seconds, 3) if seconds else 0.0,
+        "seconds": round(seconds, 3), "wall_seconds": round(time.perf_counter() - t0, 3),
+        "items_per_s": round(finished / seconds, 3) if seconds else 0.0,
         "stopped": run.stopped, "total_accepted": journal.counts["accepted"],
         "total_rejected": journal.counts["rejected"],
     }

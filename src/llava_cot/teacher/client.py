@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib
 import json
 import os
 import random
@@ -29,6 +30,7 @@ from typing import Any
 
 from llava_cot.errors import LlavaCotError
 
+PER_CLIENT = 8  # requests in flight per HTTP client (see Teacher.__init__)
 MAX_DELAY = 120.0  # seconds: the longest wait between tries, whatever the server asks
 _RETRY_STATUS = {408, 409, 429}
 _SETTING_STATUS = {401: "check --api-key", 403: "check --api-key", 404: "check the URL and the model name"}
@@ -80,13 +82,23 @@ def retry_after(headers: Any) -> float | None:
 class Teacher:
     def __init__(self, url: str, model: str, api_key: str | None = None, timeout: float = 120,
                  retries: int = 8, backoff: float = 1.0, rpm: float = 0, budget: int = 0,
-                 max_tokens: int = 2048, temperature: float = 0.7, extra_body: dict[str, Any] | None = None):
+                 max_tokens: int = 2048, temperature: float = 0.7, extra_body: dict[str, Any] | None = None,
+                 concurrency: int = 8):
         import openai  # lazy: the CLI's help must not pay for it
 
         self._openai = openai
         # Local servers (vLLM, `llava-cot serve`) accept any key, but the client insists on one.
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self.client = openai.AsyncOpenAI(base_url=url, api_key=key, timeout=timeout, max_retries=0)
+        # One client per PER_CLIENT requests in flight: the HTTP connection pool under a client
+        # looks at each of its connections for every request it places, a cost that grows with the
+        # square of the requests in flight (a third of the CPU time at 64, profiled).
+        # They share one TLS context: building one (reading the CA bundle) takes a tenth of a second
+        # or more; a plain-HTTP teacher (a local server) needs none.
+        self._http = _http_library(openai)
+        tls = self._http.create_ssl_context() if url.lower().startswith("https:") else False
+        self.clients = [openai.AsyncOpenAI(base_url=url, api_key=key, timeout=timeout, max_retries=0,
+                                           http_client=openai.DefaultAsyncHttpxClient(verify=tls))
+                        for _ in range(max(1, -(-concurrency // PER_CLIENT)))]
         self.url, self.model = url, model
         self.retries, self.backoff, self.budget = retries, backoff, budget
         self.max_tokens, self.temperature, self.extra_body = max_tokens, temperature, extra_body
@@ -131,22 +143,26 @@ class Teacher:
     async def _once(self, messages: list[dict[str, Any]], seed: int | None, stop: list[str] | None,
                     temperature: float | None) -> Reply:
         openai = self._openai
-        options: dict[str, Any] = {"max_tokens": self.max_tokens,
-                                   "temperature": self.temperature if temperature is None else temperature}
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
+                                "temperature": self.temperature if temperature is None else temperature}
         if seed is not None:
-            options["seed"] = seed
+            body["seed"] = seed
         if stop:
-            options["stop"] = stop
-        if self.extra_body:
-            options["extra_body"] = self.extra_body
+            body["stop"] = stop
+        body.update(self.extra_body or {})
+        client = self.clients[self.requests % len(self.clients)]
         self.requests += 1
         try:
-            response = await self.client.chat.completions.create(model=self.model, messages=messages, **options)
+            # The client's plain `post` (its way to any endpoint), read as JSON here: `create` walks
+            # every message through its type-driven transform and builds pydantic objects of the
+            # reply, which together cost more CPU than the request itself; four fields are needed.
+            raw = await client.post("/chat/completions", cast_to=self._http.Response, body=body)
+            response = json.loads(raw.text)
         except openai.APIStatusError as e:
             raise self._status_error(e) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as e:
             raise _Retry(f"cannot reach the teacher at {self.url}: {e}") from None
-        except (json.JSONDecodeError, openai.APIResponseValidationError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, openai.APIResponseValidationError) as e:
             raise _Retry(f"the teacher's reply is not valid JSON ({e})") from None
         return self._reply(response)
 
@@ -160,26 +176,40 @@ class Teacher:
         return TeacherError(f"the teacher answered {status}: {_message(e)}")
 
     def _reply(self, response: Any) -> Reply:
-        usage = getattr(response, "usage", None)
-        prompt = (getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
-        completion = (getattr(usage, "completion_tokens", 0) or 0) if usage else 0
+        """The parts of a chat.completion object that matter; _Retry for one that has none."""
+        response = response if isinstance(response, dict) else {}
+        usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+        prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
         self.prompt_tokens += prompt
         self.completion_tokens += completion
-        choices = getattr(response, "choices", None)
-        if not choices:
+        choices = response.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+        if choice is None:
             raise _Retry("the teacher's reply has no choices")
-        choice = choices[0]
-        message = choice.message
-        refusal = getattr(message, "refusal", None) if message else None
-        text = (message.content or "") if message else ""
-        if choice.finish_reason == "content_filter" and not refusal:
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        text, refusal, finish = message.get("content"), message.get("refusal"), choice.get("finish_reason")
+        text = text if isinstance(text, str) else ""
+        refusal = refusal if isinstance(refusal, str) and refusal.strip() else None
+        if finish == "content_filter" and not refusal:
             refusal = "stopped by the server's content filter"
         if not text.strip() and not refusal:
             raise _Retry("the teacher's reply is empty")
-        return Reply(text, refusal, choice.finish_reason, prompt, completion)
+        return Reply(text, refusal, finish, prompt, completion)
 
     async def close(self) -> None:
-        await self.client.close()
+        for client in self.clients:
+            await client.close()
+
+
+def _http_library(openai: Any) -> Any:
+    """The HTTP library under the openai client (httpx; httpx2 from openai 3 on): its Response
+    type, and the TLS context it builds."""
+    base = next(c for c in openai.DefaultAsyncHttpxClient.__mro__ if not c.__module__.startswith("openai"))
+    return importlib.import_module(base.__module__.split(".")[0])
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _message(e: Any) -> str:

@@ -36,6 +36,8 @@ _LEAKS = re.compile(
     r"(?:correct\s+|right\s+|standard\s+|gold\s+|reference\s+|expected\s+|final\s+)?answer\b"
     r"|\banswer\s+(?:was|is|has\s+been|had\s+been)\s+(?:already\s+)?(?:given|provided|supplied|stated|told)\b"
     r"|\b(?:standard|gold|reference|expected)\s+answer\b"
+    r"|\b(?:correct|right|final)\s+answer\s+(?:provided|given|supplied)\b"
+    r"|\bthe\s+(?:provided|given|supplied)\s+(?:correct\s+)?answer\b"
     r"|\b(?:as|like)\s+(?:stated|given|instructed|required)\s+(?:in|by)\s+the\s+(?:prompt|instructions?|task)\b",
     re.IGNORECASE,
 )

@@ -224,6 +224,7 @@ def _completion(request: dict[str, Any], text: str | None, refusal: str | None) 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connections
+    wbufsize = -1  # headers and body leave in one write: no Nagle / delayed-ACK stall per reply
 
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")

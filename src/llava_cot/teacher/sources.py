@@ -175,7 +175,7 @@ def read_arrow(path: Path, cols: Columns, split: str | None) -> Iterator[Item | 
             for batch in pa.ipc.open_stream(source):
                 for record in batch.to_pylist():
                     n += 1
-                    yield from _table_row(record, n, file, "row", cols, None)
+                    yield from _table_row(record, n, f"{file} row {n}", cols, None)
 
 
 def _split_folder(path: Path, split: str | None) -> Path:
@@ -197,8 +197,8 @@ def read_table(path: Path, cols: Columns, images: Path) -> Iterator[Item | Skip]
             rows = ((reader.line_num, row) for row in reader)
         else:
             rows = ((n, _json_line(line)) for n, line in enumerate(f, 1) if line.strip())
-        for n, fields in rows:
-            yield from _table_row(fields, n, path, "line", cols, images)
+        for row, (n, fields) in enumerate(rows, 1):  # ids count the rows, messages name the lines
+            yield from _table_row(fields, row, f"{path} line {n}", cols, images)
 
 
 def _json_line(line: str) -> dict[str, Any] | None:
@@ -209,13 +209,12 @@ def _json_line(line: str) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _table_row(fields: dict[str, Any] | None, n: int, path: Path, unit: str, cols: Columns,
-               images: Path | None, why: str = "") -> Iterator[Item | Skip]:
-    where = f"{path} {unit} {n}"
+def _table_row(fields: dict[str, Any] | None, n: int, where: str, cols: Columns,
+               images: Path | None) -> Iterator[Item | Skip]:
+    """The item of row number `n` (its id when the row has none), found at `where`."""
     if fields is None:
-        yield Skip(where, why or "not a JSON object")
+        yield Skip(where, "not a JSON object")
         return
-
     yield from _safe(where, _table_item, fields, n, cols, images, where)
 
 
