@@ -308,7 +308,7 @@ def test_eval_score_on_a_hand_written_predictions_file(synth_dir, tmp_path, caps
 
 def test_eval_score_reads_untagged_answers_from_the_last_paragraph(synth_dir, tmp_path, capsys):
     bench = synth_dir / "test.jsonl"
-    recs = [r for r in records.read(bench) if r.extra["family"] in ("attribute", "count")][:6]
+    recs = [r for r in records.read(bench) if r.extra["family"] in ("attribute", "count", "total", "rowcol", "position", "which")][:6]
     preds = tmp_path / "preds.jsonl"
     preds.write_text("".join(json.dumps({"index": r.id, "response": stages.untag(r.response)}) + "\n" for r in recs))
     scores = []
@@ -353,3 +353,16 @@ def test_judge_fallback_without_a_judge_is_a_user_error(tmp_path, capsys):
     assert main(["eval", "score", "--bench", "synth-test", "--predictions", str(preds), "--limit", "2",
                  "--judge-fallback"]) == 2
     assert "needs a judge" in capsys.readouterr().err
+
+
+def test_concurrent_searches_answer_as_one_at_a_time(tmp_path, toy):
+    """`--concurrency 3` searches three items at once, their candidates in one running batch; a
+    sample depends only on its own seed, so every row is what a one-at-a-time run writes."""
+    search = ["--search", "best_of_n", "--beam", "2", "--judge", "majority"]
+    assert _eval(None, tmp_path / "one", *search, "--concurrency", "1", tokens=12) == 0
+    assert _eval(None, tmp_path / "three", *search, "--concurrency", "3", tokens=12) == 0
+    one = {r["index"]: r for r in _lines(tmp_path / "one" / "predictions.jsonl")}
+    three = {r["index"]: r for r in _lines(tmp_path / "three" / "predictions.jsonl")}
+    assert one.keys() == three.keys() and len(one) == 6
+    for index, row in one.items():
+        assert (three[index]["response"], three[index]["tokens_generated"]) == (row["response"], row["tokens_generated"])

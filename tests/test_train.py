@@ -348,7 +348,7 @@ def test_bad_records_are_reported_with_their_line_and_skipped(recs, synth, tmp_p
     (["--data", "/no/such/data"], "does not exist"),
     (["--data", "EMPTY"], "no usable records"),
     (["--data", "SYNTH", "--init", "tiny", "--lora"], "--lora adapts a pretrained model"),
-    (["--data", "SYNTH", "--fsdp", "--device", "cpu"], "--fsdp"),
+    (["--data", "SYNTH", "--fsdp", "--device", "cpu"], "--fsdp shards the model across processes"),
     (["--data", "SYNTH", "--max-steps", "0"], "--max-steps"),
 ])
 def test_user_errors_exit_2(args, message, synth, tmp_path, capsys):
@@ -356,20 +356,6 @@ def test_user_errors_exit_2(args, message, synth, tmp_path, capsys):
     args = [{"EMPTY": str(tmp_path / "empty.jsonl"), "SYNTH": str(synth)}.get(a, a) for a in args]
     assert cli.main(["train", *args, "--out", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("arch", ["llava", "mllama"])
-def test_fsdp_wraps_the_model_blocks(arch, root, tmp_path):
-    """accelerate only shards on GPUs, so on CPU we check the plan: every shard unit names a
-    block class the model has (accelerate raises on one it lacks) and the decoder is among them."""
-    from accelerate.utils import FullyShardedDataParallelPlugin
-    from transformers import AutoModelForImageTextToText
-
-    model = AutoModelForImageTextToText.from_pretrained(tiny_vlms.cached(arch, root))
-    args = train.training_args(config("unused", tmp_path, fsdp=True), model)
-    plugin = FullyShardedDataParallelPlugin(**args.fsdp_plugin_args)
-    plugin.set_auto_wrap_policy(model)  # resolves every class name against the model
-    assert any("DecoderLayer" in name for name in plugin.transformer_cls_names_to_wrap)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ One record per sample, as JSONL (one object a line) or as one JSON list:
      "conversations": [{"from": "human", "value": "<image>\\nHow many ...?"},
                        {"from": "gpt", "value": "<SUMMARY> ... </CONCLUSION>"}]}
 
-Other keys (a gold "answer", a question "family", ...) are kept in `Record.extra` and written
-back unchanged. `scan` yields every record or the reason it is bad, with its line number;
+A record may hold several questions about its image, each answered in turn (`Record.turns`; LLaVA-CoT-100k
+has such records). Other keys (a gold "answer", a question "family", ...) are kept in
+`Record.extra` and written back unchanged. `scan` yields every record or the reason it is bad, with its line number;
 `read` yields only good records and reports (or refuses) the bad ones, never dropping them
 silently. Neither holds the file in memory. A line that is not UTF-8 is a bad record like any
 other: the records around it are still read.

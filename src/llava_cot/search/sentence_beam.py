@@ -4,6 +4,8 @@ on the criteria of the stage the sentence belongs to; repeat until the answer is
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llava_cot import stages
 from llava_cot.engines import Engine, Prompt
 from llava_cot.judges import Judge
@@ -27,7 +29,7 @@ def sentence_beam(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Judg
     stops = SENTENCE_ENDS + tuple(stages.close_tag(s) for s in stages.STAGES)
     text, used, step = prompt.partial, 0, 0
     while used < cfg.max_new_tokens and not finished(text):
-        here = Prompt(prompt.image, prompt.question, text)
+        here = replace(prompt, partial=text)
         budget = min(cfg.step_tokens, cfg.max_new_tokens - used)
         candidates = distinct(sample(engine, here, cfg, cfg.beam, stops, budget, cfg.seed + step))
         stage = _stage_of(text + candidates[0].text)

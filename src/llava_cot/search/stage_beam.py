@@ -8,6 +8,8 @@ shared by the N candidates and, through the engine's prefix cache, by the next s
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llava_cot import stages
 from llava_cot.engines import Engine, Prompt
 from llava_cot.judges import Judge
@@ -19,7 +21,7 @@ def stage_beam(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Judge) 
     for k, stage in enumerate(stages.STAGES):
         if stage in stages.parse(text).stages or used >= cfg.max_new_tokens:
             continue  # given in the prompt already, or out of budget
-        here = Prompt(prompt.image, prompt.question, text)
+        here = replace(prompt, partial=text)
         budget = min(cfg.step_tokens, cfg.max_new_tokens - used)
         candidates = distinct(sample(engine, here, cfg, cfg.beam, (stages.close_tag(stage),), budget, cfg.seed + k))
         sampled += len(candidates)

@@ -24,18 +24,18 @@ acceptably at least once: after a complete run, exactly the accepted ones.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import hashlib
 import json
 import random
 import re
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -222,52 +222,58 @@ def _completion(request: dict[str, Any], text: str | None, refusal: str | None) 
 # ---------------------------------------------------------------------- the HTTP server
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connections
-    wbufsize = -1  # headers and body leave in one write: no Nagle / delayed-ACK stall per reply
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        status, headers, body, delay = self.server.oracle.respond(request)  # type: ignore[attr-defined]
-        time.sleep(delay)
-        self._send(status, headers, body)
-
-    def do_GET(self) -> None:
-        self._send(200, {}, json.dumps({"object": "list", "data": [{"id": "oracle", "object": "model"}]}).encode())
-
-    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that timed out and left
-            self.send_response(status)
-            for k, v in {"Content-Type": "application/json", "Content-Length": str(len(body)), **headers}.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+_MODELS = json.dumps({"object": "list", "data": [{"id": "oracle", "object": "model"}]}).encode()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # 64 clients connecting at once must not be refused
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that timed out and left: normal
-            super().handle_error(request, client_address)
+async def _connection(oracle: Oracle, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer the HTTP/1.1 requests of one kept-alive connection, one after the other."""
+    try:
+        while request_line := await reader.readline():
+            method = request_line.split(b" ", 1)[0]
+            headers = {}
+            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                key, _, value = line.decode("latin-1").partition(":")
+                headers[key.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", 0)))
+            if method == b"POST":
+                status, extra, data, delay = oracle.respond(json.loads(body or b"{}"))
+                await asyncio.sleep(delay)  # thousands may wait at once: timers, not threads
+            else:
+                status, extra, data = 200, {}, _MODELS
+            head = {"Content-Type": "application/json", "Content-Length": str(len(data)), **extra}
+            lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", *(f"{k}: {v}" for k, v in head.items())]
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)  # one write: no Nagle stall
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass  # a client that timed out and left
+    finally:
+        writer.close()
 
 
 @contextlib.contextmanager
 def serve(oracle: Oracle, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve `oracle` in a thread; yields its base URL (http://HOST:PORT/v1)."""
-    httpd = _Server((host, port), _Handler)
-    httpd.oracle = oracle  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    """Serve `oracle` from an event loop in a thread; yields its base URL (http://HOST:PORT/v1)."""
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(asyncio.start_server(
+        lambda r, w: _connection(oracle, r, w), host, port, backlog=1024))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{httpd.server_address[1]}/v1"
+        yield f"http://{host}:{server.sockets[0].getsockname()[1]}/v1"
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        asyncio.run_coroutine_threadsafe(_close(server), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+async def _close(server: asyncio.Server) -> None:
+    """Stop listening and end the open connections (clients keep theirs alive)."""
+    server.close()
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def main() -> None:
