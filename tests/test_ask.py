@@ -112,3 +112,61 @@ def test_image_over_pil_warning_limit_is_read_quietly(tmp_path, monkeypatch):
     Image.new("L", (150, 150)).save(tmp_path / "refused.png")  # 22,500: over twice the limit
     with pytest.raises(LlavaCotError, match="22,500 pixels, more than the 20,000 pixels PIL opens"):
         models.open_image(tmp_path / "refused.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# Out of its world: the embedded model says so once, and still answers
+
+
+def _photo(path: Path, size: tuple[int, int] = (160, 120)) -> str:
+    """A photograph's stand-in: smooth gradients and sensor noise, no flat colour anywhere."""
+    import random
+
+    rng = random.Random(0)
+    w, h = size
+    pixels = [(min(255, 40 + 180 * x // w + rng.randrange(20)), min(255, 60 + 150 * y // h + rng.randrange(20)),
+               min(255, 90 + rng.randrange(40))) for y in range(h) for x in range(w)]
+    img = Image.new("RGB", size)
+    img.putdata(pixels)
+    img.save(path)
+    return str(path)
+
+
+def _scene(path: Path, size: int, pad: int = 0) -> str:
+    import random
+
+    from llava_cot.synth import scene
+
+    img = scene.render(scene.sample(random.Random(3), 9, "x"), size)
+    if pad:  # the same drawing on a wider canvas: no longer the world's square
+        wide = Image.new("RGB", (size + pad, size), scene.BACKGROUND)
+        wide.paste(img)
+        img = wide
+    img.save(path)
+    return str(path)
+
+
+def test_embedded_model_says_once_when_the_image_is_not_of_its_world_and_still_answers(tmp_path, capsys):
+    from llava_cot.synth import world
+
+    for image in (_photo(tmp_path / "photo.png"), _scene(tmp_path / "wide.png", 64, pad=40)):
+        rc = main(["ask", "--image", image, "How many objects are there?", "--max-new-tokens", "6", "--device", "cpu"])
+        out, err = capsys.readouterr()
+        assert rc == 0 and "Answer:" in out
+        notes = [line for line in err.splitlines() if "synthetic world" in line]
+        assert notes == [world.NOTE] and "--model" in notes[0]
+
+
+def test_no_note_for_scenes_of_its_world_or_another_model(tmp_path, tiny_dir, capsys):
+    from llava_cot.synth import world
+
+    examples = Path(__file__).parent.parent / "examples"
+    scenes = [*map(str, sorted(examples.glob("*.png"))), _scene(tmp_path / "big.png", 256)]
+    jpeg = tmp_path / "scene.jpg"
+    Image.open(scenes[0]).save(jpeg, quality=90)
+    assert all(world.looks_synthetic(Image.open(p)) for p in [*scenes, jpeg])
+    assert main(["ask", "--image", scenes[0], "How many circles are there?", "--max-new-tokens", "4", "--device", "cpu"]) == 0
+    assert "synthetic world" not in capsys.readouterr().err
+    photo = _photo(tmp_path / "photo.png")
+    assert main(["ask", "--model", str(tiny_dir), "--image", photo, "q?", "--max-new-tokens", "4", "--device", "cpu"]) == 0
+    assert "synthetic world" not in capsys.readouterr().err  # the user chose a model: not ours to judge

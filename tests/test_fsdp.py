@@ -154,6 +154,10 @@ def test_two_processes_shard_mllama_and_save_a_standard_checkpoint(straight, mll
 
     trained = AutoModelForImageTextToText.from_pretrained(out)
     assert type(trained).__name__ == "MllamaForConditionalGeneration" and trained.dtype == torch.bfloat16
+    from safetensors import safe_open
+
+    with safe_open(out / "model.safetensors", "pt") as saved, safe_open(mllama / "model.safetensors", "pt") as base:
+        assert set(saved.keys()) == set(base.keys())  # the checkpoint layout, key for key
     before, after = weights(mllama), trained.state_dict()
     assert set(before) == set(after)
     moved = {k for k in before if not torch.equal(before[k], after[k])}
@@ -202,3 +206,18 @@ def test_lora_under_fsdp_trains_the_adapters_and_merges(mllama, data, tmp_path):
     assert set(before) == set(after)
     moved = {k for k in before if not torch.equal(before[k], after[k])}
     assert moved and all("language_model" in k and k.endswith("proj.weight") for k in moved)
+
+
+def test_without_fsdp_the_final_model_keeps_the_base_dtype_too(mllama, data, tmp_path):
+    """Data-parallel or on one process, training keeps float32 master weights, and the final
+    model is saved in the base checkpoint's dtype (--dtype auto), not in float32."""
+    from transformers import AutoModelForImageTextToText
+
+    from llava_cot import train
+
+    cfg = dict(data=str(data[0]), images=str(data[1]), model=str(mllama), max_steps=1, batch_size=1,
+               num_workers=0, device="cpu", save_steps=1000)
+    train.train(train.TrainConfig(out=str(tmp_path / "auto"), **cfg))
+    assert AutoModelForImageTextToText.from_pretrained(tmp_path / "auto").dtype == torch.bfloat16
+    train.train(train.TrainConfig(out=str(tmp_path / "fp32"), dtype="float32", **cfg))
+    assert AutoModelForImageTextToText.from_pretrained(tmp_path / "fp32").dtype == torch.float32

@@ -27,13 +27,13 @@ def _written(out) -> int:
     return sum(p.read_bytes().count(b"\n") for p in (out, out.with_name("cot.rejected.jsonl")) if p.exists())
 
 
-def _start(data, url, out):
+def _start(data, url, out, log):
     cmd = [sys.executable, "-m", "llava_cot", "data", "annotate", "--input", str(data), "--images",
            str(data.parent), "--teacher-url", url, "--teacher-model", "oracle", "--out", str(out),
            "--concurrency", "16", "--timeout", "0.25", "--backoff", "0.01", "--request-retries", "12",
            "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
 
 
 def _kill_at_random(proc, out, rng) -> bool:
@@ -58,19 +58,20 @@ def test_killed_20_times_nothing_lost_nothing_twice_exactly_the_right_answers_ke
     out = tmp_path / "cot.jsonl"
     rng = random.Random(0)
     oracle = Oracle(data, data.parent, faults=0.2, slow=0.5, retry_after=0.01, seed=11, **FATES)
-    with serve(oracle) as url:
+    log = (tmp_path / "stderr.txt").open("wb")  # a file, not a pipe: a pipe nobody reads can fill and block
+    with serve(oracle) as url, log:
         kills = 0
         while kills < KILLS:
-            proc = _start(data, url, out)
+            proc = _start(data, url, out, log)
             killed = _kill_at_random(proc, out, rng)
-            assert killed or proc.returncode in (0, 1), proc.stderr.read().decode()[-2000:]
+            assert killed or proc.returncode in (0, 1), (tmp_path / "stderr.txt").read_text()[-2000:]
             kills += killed
             if not killed and proc.returncode == 0:
                 break  # it finished between kills: the rest of the kills would find nothing to do
         finishing_runs = 0
-        while (proc := _start(data, url, out)).wait() != 0:  # resume until every item is done
+        while _start(data, url, out, log).wait() != 0:  # resume until every item is done
             finishing_runs += 1
-            assert finishing_runs < 5, proc.stderr.read().decode()[-2000:]
+            assert finishing_runs < 5, (tmp_path / "stderr.txt").read_text()[-2000:]
 
     inputs = [r.id for r in records.read(data)]
     accepted, rejected = lines(out), lines(tmp_path / "cot.rejected.jsonl")

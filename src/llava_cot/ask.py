@@ -137,6 +137,11 @@ def main(cfg: AskConfig) -> int:
     from llava_cot import models
 
     image = models.open_image(cfg.image)  # before loading the model: a bad path fails fast
+    if cfg.model is None:  # the embedded model: say once when the image is not of its world
+        from llava_cot.synth import world
+
+        if note := world.note(image):
+            print(note, file=sys.stderr)
     loaded = models.load(cfg.model, device=cfg.device, dtype=cfg.dtype)
     options = {"search": cfg.search, "beam": cfg.beam, "seed": cfg.seed, "judge": cfg.judge}
     if cfg.json:

@@ -88,6 +88,7 @@ BENCHES: dict[str, str] = {  # name -> "module:factory"
     "synth-test": f"{_PKG}.synth:synth_test",
     "synth-hard": f"{_PKG}.synth:synth_hard",
     "synth-train": f"{_PKG}.synth:synth_train",
+    "synth-phrasings": f"{_PKG}.synth:synth_phrasings",
     "records": f"{_PKG}.synth:records_file",
     "mmstar": f"{_PKG}.choice:mmstar",
     "mmbench": f"{_PKG}.choice:mmbench",

@@ -1,5 +1,6 @@
-"""The synthetic benchmarks (synth-test, synth-hard, synth-train), and any LLaVA-CoT data file with
-gold answers ("records").
+"""The synthetic benchmarks (synth-test, synth-hard, synth-train, synth-phrasings), and any LLaVA-CoT
+data file with gold answers ("records"). synth-phrasings is the heldout split: test scenes, each
+question worded in a phrasing that no training split uses, to measure generalisation to wording.
 
     bench = load_bench("synth-test")
     items = bench.load(None, limit=200)         # generated now: seed 1234, the first 200 questions
@@ -124,6 +125,10 @@ def synth_hard(**options: Any) -> RecordsBench:
 
 def synth_train(**options: Any) -> RecordsBench:
     return RecordsBench("synth-train", "train", **options)
+
+
+def synth_phrasings(**options: Any) -> RecordsBench:
+    return RecordsBench("synth-phrasings", "heldout", **options)
 
 
 def records_file(**options: Any) -> RecordsBench:

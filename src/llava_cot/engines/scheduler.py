@@ -178,11 +178,12 @@ class Scheduler:
         logits = torch.stack([r.logits for r in rows])
         logp = torch.log_softmax(logits, -1)
         tokens = pick(logits, rows)
+        chosen = logp[torch.arange(len(rows)), torch.tensor(tokens)].tolist()  # one gather, not one per row
         engine = self.engine
         for row in rows:
             row.request.cost.tokens_generated += 1
-        for row, token, lp in zip(rows, tokens, logp, strict=True):
-            if row.take(token, lp, engine.eos):
+        for b, (row, token) in enumerate(zip(rows, tokens, strict=True)):
+            if row.take(token, chosen[b], logp[b] if row.token_logprobs is not None else None, engine.eos):
                 batch.remove(row)
         if not batch.rows:
             return

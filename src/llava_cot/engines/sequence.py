@@ -113,12 +113,13 @@ class Row:
         """KV tokens this row may hold by its end."""
         return len(self.entry.ids) + self.sampling.max_new_tokens
 
-    def take(self, token: int, logp: Any, eos: set[int]) -> bool:
-        """Add a picked token (`logp`: the log-softmax it was picked from); whether the row is over."""
+    def take(self, token: int, logprob: float, logp: Any, eos: set[int]) -> bool:
+        """Add a picked token and its log-probability (`logp`: the whole log-softmax it was picked
+        from, needed only when alternatives are asked for); whether the row is over."""
         self.tokens += 1
-        self.logprob += float(logp[token])
+        self.logprob += logprob
         if self.token_logprobs is not None:
-            self._record(token, logp)
+            self._record(token, logprob, logp)
         if token in eos:
             return self._end("end", self.detok.final())
         delta = self.detok.add(token)
@@ -143,10 +144,10 @@ class Row:
                                                    self.token_logprobs))
         return True
 
-    def _record(self, token: int, logp: Any) -> None:
+    def _record(self, token: int, logprob: float, logp: Any) -> None:
         k = self.sampling.logprobs
         top: list[tuple[str, float]] = []
         if k:
             values, ids = logp.topk(k)
             top = [(self.tokenizer.decode([i]), v) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
-        self.token_logprobs.append(TokenLogprob(self.tokenizer.decode([token]), float(logp[token]), top))
+        self.token_logprobs.append(TokenLogprob(self.tokenizer.decode([token]), logprob, top))

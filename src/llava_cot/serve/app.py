@@ -72,6 +72,9 @@ def _routes(app: FastAPI, service: ChatService) -> None:
         except ApiError as e:
             service.metrics.refused(e.status)
             raise
+        except Exception:
+            service.metrics.refused(500)
+            raise
         service.metrics.started()
         try:
             if body.stream:
@@ -88,6 +91,9 @@ def _routes(app: FastAPI, service: ChatService) -> None:
             return Response(status_code=499)
         except ApiError as e:
             service.finished(job, e.status)
+            raise
+        except Exception:
+            service.finished(job, 500)  # a bug of ours: counted here, answered by `bug` below
             raise
         service.finished(job, 200, completions)
         return JSONResponse(dump(service.response(job, completions)))
@@ -125,7 +131,6 @@ def _handlers(app: FastAPI, service: ChatService) -> None:
 
     @app.exception_handler(Exception)
     async def bug(_: Request, e: Exception) -> JSONResponse:
-        service.metrics.refused(500)
         return JSONResponse(error_body(500, f"internal error: {type(e).__name__}: {e}"), status_code=500)
 
 
