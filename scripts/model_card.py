@@ -15,6 +15,8 @@ from pathlib import Path
 from llava_cot.evaluation.metrics import table
 
 SPLITS = {"synth-test": "Scenes never seen in training, drawn like the training ones (3-6 objects, 1-2 subtraction steps).",
+          "synth-phrasings": "The same kind of unseen scenes, every question worded in a phrasing never used in training "
+                             "(`--split heldout`): how far the model follows new wordings.",
           "synth-hard": "8-12 objects and 3-4 subtraction steps, more than any training scene has: a test of how far "
                         "the model generalises."}
 
@@ -56,10 +58,16 @@ def main() -> None:
     work = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/embedded-build")
     commit = (work / "commit").read_text().strip() if (work / "commit").is_file() else ""
     checkout = f"git checkout {commit.removesuffix('-dirty')} && " if commit else ""  # the data generator changes
+    size = (load(work / "judge" / "config.json") or {}).get("llava_cot_tiny", {})
+    g = {k: size.get(k, "?") for k in ("vision_layers", "vision_hidden", "image_size", "patch_size", "text_layers",
+                                        "text_hidden", "vocab_size")}
     out = ["# Embedded model card: llava-cot tiny", "",
-           f"The default model of `llava-cot ask`: a {parameters(work / 'judge')} Llava (CLIP vision tower 2 x 128, 64 px images in 16 px",
-           "patches; Llama text model 6 x 192; byte-level BPE vocabulary trained on the data) built from scratch",
-           "on the synthetic world by this project, and trained to judge and verify its own stages.", "",
+           f"The default model of `llava-cot ask`: a {parameters(work / 'judge')} Llava (CLIP vision tower "
+           f"{g['vision_layers']} x {g['vision_hidden']}, {g['image_size']} px images in {g['patch_size']} px",
+           f"patches; Llama text model {g['text_layers']} x {g['text_hidden']}; byte-level BPE vocabulary of "
+           f"{g['vocab_size']} trained on the data) built from scratch",
+           "on the synthetic world by this project, and trained to judge and verify its own stages. It knows",
+           "only that world (flat shapes on a 4 x 4 grid); `llava-cot ask` says so when an image is not of it.", "",
            "## Reproduce (seeded)", "", f"    {checkout}bash scripts/train_embedded.sh {work}", "",
            *(["Built with uncommitted changes on top of that commit: it may not reproduce exactly.", ""]
              if commit.endswith("-dirty") else []),
@@ -82,7 +90,7 @@ def main() -> None:
                         f"balanced accuracy {calibration['likelihood_balanced_accuracy']:.1%} on "
                         f"{calibration['likelihood_items']} stages (threshold {calibration['likelihood_threshold']})")
         out += [out.pop() + ".", ""]
-    for bench in ("synth-test", "synth-hard"):
+    for bench in SPLITS:
         m = load(work / f"eval-{bench}" / "metrics.json")
         if m:
             out += [f"## Greedy, {bench} (`llava-cot eval --bench {bench} --limit {m['n']}`)", "", SPLITS[bench], "",

@@ -6,6 +6,8 @@ loads and `llava-cot ask` answers with; --resume from a sharded checkpoint conti
 LoRA trains under FSDP and merges.
 
     OMP_NUM_THREADS=1 python -m pytest -q -p no:randomly tests/test_fsdp.py
+
+(Slow: each launch of two processes takes 40-55 s on 2 shared cores, about 4 minutes in all.)
 """
 
 from __future__ import annotations
@@ -97,8 +99,9 @@ def qwen2_vl(root) -> Path:
     return out
 
 
-def launch(out: Path, model: Path, data: tuple[Path, Path], *args: str, kind: str = "auto") -> list[dict]:
-    """Run the harness on 2 processes; returns each rank's report."""
+def launch(out: Path, model: Path, data: tuple[Path, Path], *args: str, kind: str = "own") -> list[dict]:
+    """Run the harness on 2 processes, with the model's own processor or (`kind="stand-in"`)
+    the Qwen2-VL stand-in; returns each rank's report."""
     script = out.parent / f"{out.name}-harness.py"
     script.write_text(HARNESS.format(tests=str(Path(__file__).parent)))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script), kind,

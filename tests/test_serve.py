@@ -98,7 +98,8 @@ def test_concurrent_async_requests_decode_in_one_batch(url, client):
 
 def test_n_seed_and_logprobs_are_the_engines(client, engine):
     r = client.chat.completions.create(model="embedded", messages=[user()], n=3, temperature=1.0, seed=7,
-                                       max_tokens=12, logprobs=True, top_logprobs=2, extra_body={"reasoning_format": "none"})
+                                       max_completion_tokens=12, logprobs=True, top_logprobs=2,
+                                       extra_body={"reasoning_format": "none"})
     mine = engine.generate([Prompt(IMAGE, QUESTION)], Sampling(n=3, temperature=1.0, seed=7, max_new_tokens=12))[0]
     assert [c.index for c in r.choices] == [0, 1, 2]
     assert [c.message.content for c in r.choices] == [c.text for c in mine]

@@ -348,6 +348,19 @@ def test_the_plan_restates_the_question_in_canonical_words(data):
     assert checked > 100
 
 
+def test_phrasings_bench_scores_its_heldout_items_and_never_the_tests():
+    from llava_cot.benches import load_bench
+
+    bench, test = load_bench("synth-phrasings"), load_bench("synth-test")
+    items = bench.load(None, limit=60)
+    assert [i.index for i in items] == [i.index for i in load_bench("synth-phrasings").load(None, limit=60)]
+    assert all(i.index.startswith("heldout_") and i.image().size == (64, 64) for i in items)
+    assert len({i.category for i in items}) >= 10 and {i.category for i in items} <= FAMILIES
+    assert not {i.question for i in items} & {i.question for i in test.load(None, limit=200)}
+    assert all(bench.score(i, stages.render({**dict.fromkeys(stages.STAGES, "."), "CONCLUSION": str(i.extra["gold"])}))
+               ["correct"] for i in items)
+
+
 def test_png_writer_round_trips():
     rng = random.Random(1)
     for size in (64, 128):

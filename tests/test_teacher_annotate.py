@@ -203,3 +203,25 @@ def test_rpm_spaces_the_requests():
         _chat(url, n=5, rpm=600)  # one start every 0.1 s: the fifth at 0.4 s
         assert time.monotonic() - t0 >= 0.4
         assert len(app["times"]) == 5 and app["times"][-1] - t0 >= 0.4
+
+
+def test_multi_turn_records_keep_their_turns_and_bad_inputs_are_rejected_with_the_reason(data, tmp_path, capsys):
+    first, second = list(records.read(data))[:2]
+    turns = [*first.conversations, {"from": "human", "value": second.question},
+             {"from": "gpt", "value": second.response}]
+    two = records.Record(first.id, turns, first.image, {})
+    lost = records.Record.make("lost", "How many?", "3", image="images/not-there.png")
+    bad_gold = records.Record.make("bad-gold", second.question, "E", image=second.image, options={"A": "1", "B": "2"})
+    path = tmp_path / "in.jsonl"
+    records.write(path, [two, lost, bad_gold])
+    oracle = Oracle(path, data.parent, seed=1)
+    with serve(oracle) as url:
+        assert cli(["data", "annotate", "--input", str(path), "--images", str(data.parent), "--teacher-url", url,
+                    "--teacher-model", "oracle", "--out", str(tmp_path / "cot.jsonl"), "--no-progress"]) == 0
+    [kept] = lines(tmp_path / "cot.jsonl")
+    assert [t["from"] for t in kept["conversations"]] == ["human", "gpt", "human", "gpt"]
+    assert [t["value"] for t in kept["conversations"][::2]] == [t["value"] for t in turns[::2]]
+    assert all(stages.parse(t["value"]).ok for t in kept["conversations"][1::2])
+    rejected = {r["id"]: r for r in lines(tmp_path / "cot.rejected.jsonl")}
+    assert rejected["lost"]["reason"] == rejected["bad-gold"]["reason"] == "bad_input"
+    assert "not-there.png" in rejected["lost"]["detail"] and "options" in rejected["bad-gold"]["detail"]

@@ -1,7 +1,8 @@
 """`llava-cot ask --image PATH "QUESTION"`: one question about one image, answered in four stages.
 
 The stages are printed, labelled, as the model streams them; then the final answer. `--json`
-prints one object instead: {"stages": {...}, "answer": ..., "text": ..., "search": {...cost...}}.
+prints one object instead: {"stages": {...}, "answer": ..., "text": ..., "search": {...cost...},
+"trace": [...what the search weighed, llava_cot.search...]}.
 With no --model the embedded model shipped in the package answers, offline. `--search NAME`
 spends more compute for a better answer (llava_cot.search: best_of_n, sentence_beam, stage_beam,
 swires, self_consistency), sampling `--beam` candidates per step; the stages are then printed
@@ -9,6 +10,11 @@ once the search has chosen them, with what the search cost.
 
     llava-cot ask --image examples/scene1.png "How many objects are there?"
     llava-cot ask --image examples/scene1.png "How many objects are there?" --search stage_beam --beam 4
+    llava-cot ask --image examples/scene1.png "How many objects are there?" --base-url http://HOST:8000/v1
+
+With --base-url the model served there answers (vLLM, SGLang, any OpenAI-compatible server; no
+local model is loaded), and `--judge-checkpoint` / `--judge-base-url` give a search's judge its own
+model (llava_cot.engines.options).
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llava_cot import stages
+from llava_cot.engines.options import EngineOptions
 from llava_cot.errors import LlavaCotError
 from llava_cot.judges import JUDGES
 from llava_cot.search import SEARCHES  # names only: the searches themselves load lazily
 
 
 @dataclass
-class AskConfig:
+class AskConfig(EngineOptions):
     """Answer a question about an image, reasoning in four stages (SUMMARY, CAPTION, REASONING, CONCLUSION)."""
 
     question: str = field(metadata={"help": "the question about the image", "positional": True})
@@ -91,15 +98,19 @@ class _StagePrinter:
 
 def ask(image: Any, question: str, model: Any = None, max_new_tokens: int = 1536,
         on_text: Any = None, search: str = "greedy", beam: int = 4, seed: int = 0,
-        judge: str | None = None) -> dict[str, Any]:
+        judge: str | None = None, temperature: float = 0.7, history: Any = (),
+        judge_engine: Any = None) -> dict[str, Any]:
     """Answer one question: the result object of `--json`. `model` is an engine (llava_cot.engines),
     a `models.Loaded` or a model name. A greedy answer from a local engine streams through
-    `on_text` as it is decoded; a search returns once it has chosen."""
+    `on_text` as it is decoded; a search returns once it has chosen. `temperature` is the search's
+    sampling temperature; `history` earlier (question, answer) turns about the same image. The
+    search's judge asks `judge_engine` when one is given, else the answering model."""
     from llava_cot.engines import Prompt, Sampling
     from llava_cot.search import SearchConfig, run
 
     engine = model if hasattr(model, "generate") else _engine(model)
-    prompt = Prompt(image, question)
+    prompt = Prompt(image, question, history=tuple(history))
+    trace: list[dict[str, Any]] = []  # greedy chooses nothing
     if search == "greedy" and hasattr(engine, "submit"):
         t0, before = time.perf_counter(), engine.cost.copy()
         request = engine.submit(prompt, Sampling(max_new_tokens=max_new_tokens))
@@ -113,8 +124,9 @@ def ask(image: Any, question: str, model: Any = None, max_new_tokens: int = 1536
                                          "seconds": round(time.perf_counter() - t0, 3)}
     else:
         result = run(search, engine, prompt,
-                     SearchConfig(beam=beam, max_new_tokens=max_new_tokens, seed=seed, judge=judge))
-        text, cost = result.text, result.cost()
+                     SearchConfig(beam=beam, max_new_tokens=max_new_tokens, seed=seed, judge=judge,
+                                  temperature=temperature), judge_engine=judge_engine)
+        text, cost, trace = result.text, result.cost(), result.trace
         if on_text is not None:
             on_text(text)
     parsed = stages.parse(text)
@@ -124,6 +136,7 @@ def ask(image: Any, question: str, model: Any = None, max_new_tokens: int = 1536
         "text": text,
         "format_ok": parsed.ok,
         "search": cost,
+        "trace": trace,
     }
 
 
@@ -135,17 +148,23 @@ def _engine(model: Any) -> Any:
 
 def main(cfg: AskConfig) -> int:
     from llava_cot import models
+    from llava_cot.engines import options as engines
 
+    engines.check(cfg)
     image = models.open_image(cfg.image)  # before loading the model: a bad path fails fast
-    if cfg.model is None:  # the embedded model: say once when the image is not of its world
+    if cfg.model is None and cfg.base_url is None:  # the embedded model: say when the image is not of its world
         from llava_cot.synth import world
 
         if note := world.note(image):
             print(note, file=sys.stderr)
-    loaded = models.load(cfg.model, device=cfg.device, dtype=cfg.dtype)
-    options = {"search": cfg.search, "beam": cfg.beam, "seed": cfg.seed, "judge": cfg.judge}
+    remote = engines.answering(cfg, concurrency=max(8, cfg.beam))  # with --base-url nothing loads here
+    judge_engine = engines.judging(cfg, cfg.device, cfg.dtype, concurrency=max(8, cfg.beam))
+    loaded = remote or models.load(cfg.model, device=cfg.device, dtype=cfg.dtype)
+    options = {"search": cfg.search, "beam": cfg.beam, "seed": cfg.seed, "judge": cfg.judge,
+               "judge_engine": judge_engine}
     if cfg.json:
         print(json.dumps(ask(image, cfg.question, loaded, cfg.max_new_tokens, **options), ensure_ascii=False))
+        engines.report(remote, judge_engine)
         return 0
     printer = _StagePrinter(sys.stdout)
     result = ask(image, cfg.question, loaded, cfg.max_new_tokens, on_text=printer, **options)
@@ -157,4 +176,5 @@ def main(cfg: AskConfig) -> int:
           f"{judged}, {cost['seconds']:.2f} s"
           + ("" if result["format_ok"] else "; the response is not in the four-stage format") + ")",
           file=sys.stderr)
+    engines.report(remote, judge_engine)
     return 0

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("llava_cot.train:TrainConfig", "fine-tune a VLM on four-stage data (full or LoRA), or train a tiny one from scratch"),
     "calibrate": ("llava_cot.search.calibrate:CalibrateConfig", "measure the verifier threshold SWIRES retraces under"),
     "serve": ("llava_cot.serve:ServeConfig", "serve a model over an OpenAI-compatible API, the stages as reasoning"),
+    "demo": ("llava_cot.demo:DemoConfig", "a web page that streams the four stages and shows what a search weighed"),
 }
 
 

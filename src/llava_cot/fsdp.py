@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,21 @@ def save_full(model: Any, out: str | os.PathLike[str], dtype: Any) -> None:
             skeleton = AutoModelForImageTextToText.from_config(config, dtype=dtype)
         skeleton.save_pretrained(out, state_dict=state)
     dist.barrier()
+
+
+def save_final(trainer: Any, out: Path, dtype: Any, lora_base: str | None = None, merge: bool = True) -> None:
+    """The final save of a sharded run (every rank calls): the shards gathered into one standard
+    checkpoint in `dtype`; with LoRA (on the base `lora_base`) the adapter, merged by default."""
+    if lora_base is None:
+        save_full(trainer.accelerator.unwrap_model(trainer.model), out, dtype)
+        return
+    # every process holds the adapter whole (only the base is sharded); the first one writes it
+    adapter = out / "adapter" if merge else out
+    trainer.save_model(str(adapter))
+    if merge:
+        merge_lora(adapter, lora_base, out, dtype)
+        if trainer.is_world_process_zero():
+            shutil.rmtree(adapter)
 
 
 def merge_lora(adapter: str | os.PathLike[str], base: str, out: str | os.PathLike[str], dtype: Any) -> None:

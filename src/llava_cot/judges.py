@@ -19,7 +19,11 @@ miscount.
   likely token (teacher-forced). The highest wins; SWIRES thresholds these scores too.
 - `majority`: no model; the candidate whose answer is most common (self-consistency).
 
-Every judge counts its model calls in `calls`.
+Every judge counts its model calls in `calls`, and after each `pick` keeps in `last` what it
+weighed each candidate by, for a search's trace: {"candidates": [{"score": s} | {"wins": n} |
+{"votes": n}, ...]} in the candidates' order, and for pairwise the matches too. A model judge
+built with `engine=` asks that engine instead of the search's: the judge is then another model
+than the one answering (the reference SWIRES scored with a separate reward model).
 """
 
 from __future__ import annotations
@@ -64,19 +68,20 @@ class Judge(Protocol):
 
 
 class PairwiseJudge:
-    def __init__(self, orders: str = "both", seed: int = 0) -> None:
+    def __init__(self, orders: str = "both", seed: int = 0, engine: Engine | None = None) -> None:
         if orders not in ("both", "random"):
             raise LlavaCotError(f"pairwise judge orders must be 'both' or 'random', not {orders!r}")
         self.orders = orders
         self.rng = random.Random(seed)
         self.coin = random.Random(seed)  # apart from the orders' draws, so ties do not shift them
+        self.engine = engine  # its own model, or None: the search's
         self.calls = 0
         self.ties = 0
 
     def ask(self, engine: Engine, questions: Sequence[Prompt]) -> list[float]:
         """The log-odds of "1" over "2" as the answer to each pairwise question, all in one call:
         0 when neither is among the answers at all (a vote for neither), infinite when only one is."""
-        verdicts = engine.choice_logprobs(questions, critique.PAIR_CHOICES)
+        verdicts = (engine if self.engine is None else self.engine).choice_logprobs(questions, critique.PAIR_CHOICES)
         self.calls += len(questions)
         return [0.0 if math.isinf(one) and math.isinf(two) else one - two for one, two in verdicts]
 
@@ -108,12 +113,22 @@ class PairwiseJudge:
 
     def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
         """A knockout: winners advance in pairs, each round's matches judged in one batch; an
-        odd one out gets a bye; a tie is decided by the coin."""
+        odd one out gets a bye; a tie is decided by the coin. `last` keeps each candidate's wins
+        and every match (its log-odds for the first, None when not finite; the winner; a tie)."""
         pool = list(range(len(candidates)))
+        wins, matches = [0] * len(candidates), []
         while len(pool) > 1:
             pairs = [(pool[i], pool[i + 1]) for i in range(0, len(pool) - 1, 2)]
             odds = self.log_odds(engine, prompt, stage, [(candidates[a], candidates[b]) for a, b in pairs])
-            pool = [a if self.prefers_first(o) else b for (a, b), o in zip(pairs, odds, strict=True)] + pool[2 * len(pairs):]
+            winners = []
+            for (a, b), o in zip(pairs, odds, strict=True):
+                tie = not (o > 0 or o < 0)
+                winners.append(a if self.prefers_first(o) else b)
+                wins[winners[-1]] += 1
+                matches.append({"pair": [a, b], "log_odds": round(o, 3) if math.isfinite(o) else None,
+                                "winner": winners[-1], "tie": tie})
+            pool = winners + pool[2 * len(pairs):]
+        self.last = {"candidates": [{"wins": w} for w in wins], "matches": matches}
         return pool[0]
 
 
@@ -125,6 +140,7 @@ class _Scoring:
 
     def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
         scores = self.scores(engine, prompt, stage, candidates)
+        self.last = {"candidates": [{"score": float(f"{s:.4g}")} for s in scores]}  # 4 figures: likelihoods are tiny
         return max(range(len(candidates)), key=lambda i: (scores[i], -i))
 
 
@@ -132,8 +148,9 @@ class PointwiseJudge(_Scoring):
     threshold_key = "swires_threshold"  # in search.json
     uncalibrated = 0.5  # the verifier's own boundary (yes as likely as no)
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine | None = None) -> None:
         self.calls = 0
+        self.engine = engine  # its own model, or None: the search's
 
     def scores(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> list[float]:
         """P(correct) for each candidate, from the verifier's yes/no log-probabilities."""
@@ -143,7 +160,7 @@ class PointwiseJudge(_Scoring):
 
     def ask(self, engine: Engine, questions: Sequence[Prompt]) -> list[float]:
         """P("yes") / (P("yes") + P("no")) as the answer to each verifier question, in one call."""
-        verdicts = engine.choice_logprobs(questions, critique.VERDICT_CHOICES)
+        verdicts = (engine if self.engine is None else self.engine).choice_logprobs(questions, critique.VERDICT_CHOICES)
         self.calls += len(questions)
         # no verdict at all (neither word among a server's top tokens) says nothing either way
         return [0.5 if math.isinf(yes) and math.isinf(no) else 1.0 / (1.0 + math.exp(no - yes)) for yes, no in verdicts]
@@ -160,10 +177,12 @@ class LikelihoodJudge(_Scoring):
     threshold_key = "likelihood_threshold"  # in search.json
     uncalibrated = 0.05  # a token the model gives less than 5% counts as a doubt, when nothing better is known
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine | None = None) -> None:
         self.calls = 0
+        self.engine = engine  # its own model, or None: the search's
 
     def scores(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> list[float]:
+        engine = engine if self.engine is None else self.engine
         score = getattr(engine, "token_logprobs", None)
         if score is None:
             raise LlavaCotError(f"the likelihood judge needs an engine that scores text; {type(engine).__name__} "
@@ -177,8 +196,9 @@ class MajorityJudge:
     """The most common answer wins (the first candidate giving it); for a stage other than the
     conclusion, the most common text."""
 
-    def __init__(self) -> None:
-        self.calls = 0
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.calls = 0  # it asks no model: an engine given is not used
+        self.engine = engine
 
     def pick(self, engine: Engine, prompt: Prompt, stage: str, candidates: Sequence[str]) -> int:
         def key(c: str) -> str:
@@ -187,8 +207,9 @@ class MajorityJudge:
             return " ".join(stage_text(c, stage).split())
 
         keys = [key(c) for c in candidates]
-        top = Counter(keys).most_common(1)[0][0]
-        return keys.index(top)
+        votes = Counter(keys)
+        self.last = {"candidates": [{"votes": votes[k]} for k in keys]}
+        return keys.index(votes.most_common(1)[0][0])
 
 
 JUDGES: dict[str, Any] = {"pairwise": PairwiseJudge, "pointwise": PointwiseJudge, "likelihood": LikelihoodJudge,

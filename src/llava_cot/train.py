@@ -28,7 +28,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -331,7 +330,10 @@ def check(cfg: TrainConfig) -> None:
         raise LlavaCotError("--warmup-ratio must be in [0, 1)")
     if cfg.max_steps == 0 or cfg.max_steps < -1:
         raise LlavaCotError("--max-steps must be positive (or -1: train for --epochs)")
-    models.pick_device(cfg.device)  # a clear error for cuda on a machine without one
+    device = models.pick_device(cfg.device)  # a clear error for cuda on a machine without one
+    if cfg.fsdp and device == "cpu" and models.pick_device("auto") != "cpu":
+        # transformers shards over the machine's accelerator whenever it has one
+        raise LlavaCotError("--fsdp shards over this machine's GPUs: drop --device cpu")
     if cfg.fsdp and cfg.init:
         raise LlavaCotError("--fsdp shards a pretrained --model; a --init tiny model trains data-parallel (drop --fsdp)")
     if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
@@ -360,7 +362,10 @@ def save(trainer: Any, processor: Any, cfg: TrainConfig) -> None:
     model = trainer.accelerator.unwrap_model(trainer.model)
     main = trainer.is_world_process_zero()
     if cfg.fsdp:
-        save_sharded(trainer, cfg, dtype)
+        from llava_cot import fsdp
+
+        fsdp.save_final(trainer, out, dtype, lora_base=models.resolve(cfg.model) if cfg.lora else None,
+                        merge=cfg.merge)
     elif not (cfg.lora and cfg.merge):
         if not cfg.lora:
             model.to(dtype)  # training is over: the float32 master weights are no longer needed
@@ -370,23 +375,6 @@ def save(trainer: Any, processor: Any, cfg: TrainConfig) -> None:
     if main:
         processor.save_pretrained(out)
     trainer.accelerator.wait_for_everyone()
-
-
-def save_sharded(trainer: Any, cfg: TrainConfig, dtype: Any) -> None:
-    """The final save of an --fsdp run: the shards gathered into one standard checkpoint (see `fsdp`)."""
-    from llava_cot import fsdp
-
-    out = Path(cfg.out)
-    if not cfg.lora:
-        fsdp.save_full(trainer.accelerator.unwrap_model(trainer.model), out, dtype)
-        return
-    # every process holds the adapter whole (only the base is sharded); the first one writes it
-    adapter = out / "adapter" if cfg.merge else out
-    trainer.save_model(str(adapter))
-    if cfg.merge:
-        fsdp.merge_lora(adapter, models.resolve(cfg.model), out, dtype)
-        if trainer.is_world_process_zero():
-            shutil.rmtree(adapter)
 
 
 def finished(checkpoint: str | None, cfg: TrainConfig) -> Any:

@@ -17,16 +17,25 @@ What the API cannot say directly is filled in here. It accepts at most 4 stop st
 are applied to the returned text. It leaves the matched stop string out of the text: vLLM names it
 (`stop_reason`) and it is put back; a server that does not name it gets finish "end". The
 `api_key` defaults to $OPENAI_API_KEY, or a placeholder that local servers accept.
+
+Servers that are not vLLM do less, and the engine learns what from their answers (`notes()`
+says what it found). `transformers serve` answers `n=3` with one choice: the other samples are
+asked for one request each, request i seeded seed + i. It refuses vLLM's extras (422) and, for a
+VLM, stop strings (500): a refused request is sent again without what it refused (see
+OPTIONAL), and later ones leave it out. It ignores `logprobs`: sampling does without them, and a
+judge that reads verdicts from them stops with one clear error instead of scoring ties.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import itertools
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,6 +44,19 @@ from llava_cot.errors import LlavaCotError
 
 MAX_SERVER_STOPS = 4  # the OpenAI API's limit on `stop`
 TOP_LOGPROBS = 20  # the OpenAI API's (and vLLM's default) limit on `top_logprobs`
+# What a request may ask for that a server which is not vLLM may refuse, each named by its field.
+# A request the server refuses with one of REFUSALS is sent again without them, one at a time
+# (then in pairs, then all): the engine remembers what made the difference and leaves it out of
+# later requests, doing without (a partial answer continued in a fresh turn, as for OpenAI's API;
+# stop strings applied to the returned text; no log-probabilities).
+OPTIONAL = ("continue_final_message", "stop", "logprobs")
+REFUSALS = (400, 422, 500)  # transformers serve: 422 for vLLM's extras, 500 for stop strings on a VLM
+
+
+class _Refused(LlavaCotError):
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why  # "it answered 422: ..."
 
 
 class OpenAIEngine:
@@ -56,19 +78,33 @@ class OpenAIEngine:
         self.model = model
         self.max_concurrency = max_concurrency
         self.continue_partial = continue_partial
-        self.cost = Cost()
-        self._lock = threading.Lock()  # requests finish on pool threads; cost is shared
+        self._costs = threading.local()
+        self._lock = threading.Lock()  # requests finish on pool threads
+        self._slots = threading.BoundedSemaphore(max_concurrency)  # requests in flight, all callers together
+        # What this server turned out not to do (an OPTIONAL field -> how it said so), and whether
+        # it answers n > 1 with fewer choices: learned from its answers, so asked only once.
+        self.refused: dict[str, str] = {}
+        self.one_choice = False
+
+    @property
+    def where(self) -> str:
+        model = f" (model {self.model!r})" if self.model else ""
+        return f"OpenAI-compatible server at {self.client.base_url}{model}"
+
+    @property
+    def cost(self) -> Cost:
+        """What this thread's calls have cost so far (the requests they made on pool threads
+        included). Per thread, as the hf engine's: concurrent searches each see their own."""
+        if not hasattr(self._costs, "cost"):
+            self._costs.cost = Cost()
+        return self._costs.cost
 
     # ------------------------------------------------------------------ the Engine interface
 
     def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[list[Completion]]:
         """`sampling.n` completions per prompt, in the order of `prompts`."""
-        if not prompts:
-            return []
-        if len(prompts) == 1 or self.max_concurrency == 1:
-            return [self._generate_one(p, sampling) for p in prompts]
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(prompts))) as pool:
-            return list(pool.map(lambda p: self._generate_one(p, sampling), prompts))
+        cost = self.cost
+        return self._map(lambda p: self._generate_one(p, sampling, cost), prompts)
 
     def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
         """For each prompt, the log-probability of each choice as the model's next token, -inf
@@ -78,82 +114,188 @@ class OpenAIEngine:
         (the longest candidate that starts it, when the whole choice is not a candidate).
         Candidates are compared with surrounding whitespace stripped (" yes" and "yes" both count,
         their probabilities summed), matching case first and ignoring it only when nothing matches.
+        A server that gives no log-probabilities is a LlavaCotError (every verdict would be a tie).
         """
-        if len(prompts) <= 1 or self.max_concurrency == 1:
-            return [self._choices_one(p, choices) for p in prompts]
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(prompts))) as pool:
-            return list(pool.map(lambda p: self._choices_one(p, choices), prompts))
+        cost = self.cost
+        return self._map(lambda p: self._choices_one(p, choices, cost), prompts)
 
-    def _choices_one(self, prompt: Prompt, choices: Sequence[str]) -> list[float]:
-        response = self._request(prompt, max_tokens=1, temperature=0.0, logprobs=True,
-                                 top_logprobs=TOP_LOGPROBS)
-        content = _logprob_content(response.choices[0]) if response.choices else []
-        top = [(t.token.strip(), t.logprob) for t in (content[0].top_logprobs or [])] if content else []
-        return [_choice_logprob(top, choice) for choice in choices]
+    def served_models(self) -> list[str]:
+        """The names of the models the server serves (GET /v1/models)."""
+        with self._errors(not_found=f"; is {self.client.base_url} the API's base URL (it usually ends in /v1)?"):
+            return [m.id for m in self.client.models.list().data]
+
+    def notes(self) -> list[str]:
+        """What this server did not do and how the engine made up for it, one line each."""
+        said = {"continue_final_message": "does not continue a partial assistant message: partial answers were "
+                                          "continued in a fresh assistant turn",
+                "stop": "refuses stop strings: they were applied to the returned text",
+                "logprobs": "gives no log-probabilities: completions carry none"}
+        lines = [f"the {self.where} {said[f]} ({why})" for f, why in self.refused.items()]
+        if self.one_choice:
+            lines.append(f"the {self.where} answers n > 1 with fewer choices: the rest were asked for one "
+                         "per request, request i seeded seed + i")
+        return lines
 
     # ------------------------------------------------------------------ requests
 
-    def _generate_one(self, prompt: Prompt, sampling: Sampling) -> list[Completion]:
-        options: dict[str, Any] = dict(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+    def _map(self, fn: Any, items: Sequence[Any]) -> list[Any]:
+        """`fn` over `items`, concurrently (at most max_concurrency requests in flight), in order."""
+        items = list(items)
+        if len(items) <= 1 or self.max_concurrency == 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    def _choices_one(self, prompt: Prompt, choices: Sequence[str], cost: Cost) -> list[float]:
+        self._need_logprobs()
+        response = self._request(prompt, cost, max_tokens=1, temperature=0.0, logprobs=True,
+                                 top_logprobs=TOP_LOGPROBS)
+        content = _logprob_content(response.choices[0]) if response.choices else []
+        top = [(t.token.strip(), t.logprob) for t in (content[0].top_logprobs or [])] if content else []
+        if not top:  # a server that ignores `logprobs` (transformers serve) answers with none
+            with self._lock:
+                self.refused.setdefault("logprobs", "it returned none when asked")
+            self._need_logprobs()
+        return [_choice_logprob(top, choice) for choice in choices]
+
+    def _need_logprobs(self) -> None:
+        why = self.refused.get("logprobs")
+        if why is not None:
+            raise LlavaCotError(f"the {self.where} gives no log-probabilities ({why}), which the pairwise and "
+                                "pointwise judges read their verdicts from: use --judge majority, or give the judge "
+                                "a model that has them (--judge-checkpoint DIR_OR_ID or --judge-base-url URL)")
+
+    def _generate_one(self, prompt: Prompt, sampling: Sampling, cost: Cost) -> list[Completion]:
+        if self.one_choice and sampling.n > 1:
+            return self._one_by_one(prompt, sampling, range(sampling.n), cost)
+        outs = self._sample(prompt, sampling, sampling.n, sampling.seed, cost)
+        if len(outs) < sampling.n:
+            # transformers serve answers n > 1 with one choice: the rest one request each
+            self.one_choice = True
+            outs += self._one_by_one(prompt, sampling, range(len(outs), sampling.n), cost)
+        return outs
+
+    def _one_by_one(self, prompt: Prompt, sampling: Sampling, indices: Sequence[int], cost: Cost) -> list[Completion]:
+        """Completions `indices` of n, one request each, request i seeded seed + i (so that the
+        samples differ, and a rerun draws the same ones)."""
+        def one(i: int) -> Completion:
+            return self._sample(prompt, sampling, 1, None if sampling.seed is None else sampling.seed + i, cost)[0]
+
+        return self._map(one, indices)
+
+    def _sample(self, prompt: Prompt, sampling: Sampling, n: int, seed: int | None, cost: Cost) -> list[Completion]:
+        """One request for `n` completions: those the server returned (at least one)."""
+        options: dict[str, Any] = dict(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
                                        max_tokens=sampling.max_new_tokens, logprobs=True)
         if sampling.stop:
             options["stop"] = list(sampling.stop[:MAX_SERVER_STOPS])
-        if sampling.seed is not None:
-            options["seed"] = sampling.seed
-        response = self._request(prompt, **options)
-        if len(response.choices) != sampling.n:
-            raise LlavaCotError(f"the server at {self.client.base_url} returned {len(response.choices)} "
-                                f"choices where n={sampling.n} were asked for")
+        if seed is not None:
+            options["seed"] = seed
+        response = self._request(prompt, cost, **options)
+        if not response.choices or len(response.choices) > n:
+            raise LlavaCotError(f"the {self.where} returned {len(response.choices)} choices where n={n} "
+                                "were asked for")
         usage = response.usage
-        shares = _split(usage.completion_tokens if usage else 0, sampling.n)
+        shares = _split(usage.completion_tokens if usage else 0, len(response.choices))
         choices = sorted(response.choices, key=lambda c: c.index)
         return [_completion(c, share, sampling.stop) for c, share in zip(choices, shares, strict=True)]
 
-    def _request(self, prompt: Prompt, **options: Any) -> Any:
-        """One chat.completions call, API failures turned into one-line LlavaCotErrors."""
-        messages: list[dict[str, Any]] = [{"role": "user", "content": _user_content(prompt)}]
+    def _request(self, prompt: Prompt, cost: Cost, **options: Any) -> Any:
+        """One chat.completions call, less what the server is known to refuse. Refused (see
+        OPTIONAL), it is sent again without each optional field in turn, then pairs of them, then
+        all: the first that the server takes tells what it refuses, each field with the answer
+        the server gave while that field was the only one of them left. When none is taken, the
+        answer to the barest request is the error."""
+        if prompt.partial and self.continue_partial:
+            options["continue_final_message"] = True
+        options = _without(options, self.refused)
+        try:
+            return self._send(prompt, options, cost)
+        except _Refused as refusal:
+            present = [f for f in OPTIONAL if f in options]
+            answers: dict[frozenset[str], _Refused] = {frozenset(): refusal}
+            for k in range(1, len(present) + 1):
+                for drop in map(frozenset, itertools.combinations(present, k)):
+                    try:
+                        response = self._send(prompt, _without(options, drop), cost)
+                    except _Refused as e:
+                        answers[drop] = e
+                        continue
+                    with self._lock:
+                        for f in drop:
+                            self.refused.setdefault(f, answers.get(drop - {f}, refusal).why)
+                    return response
+            raise LlavaCotError(str(answers[frozenset(present)])) from None
+
+    def _send(self, prompt: Prompt, options: dict[str, Any], cost: Cost) -> Any:
+        options = dict(options)
+        messages = _messages(prompt)
         if prompt.partial:
             messages.append({"role": "assistant", "content": prompt.partial})
-            if self.continue_partial:
-                # vLLM's chat-completions extras: continue the last message instead of opening a
-                # new assistant turn, so the reply is exactly the continuation.
-                options["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
-        openai = self._openai
-        where = f"OpenAI-compatible server at {self.client.base_url} (model {self.model!r})"
-        try:
+        if options.pop("continue_final_message", False):
+            # vLLM's chat-completions extras: continue the last message instead of opening a
+            # new assistant turn, so the reply is exactly the continuation.
+            options["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
+        with self._slots, self._errors():
             response = self.client.chat.completions.create(model=self.model, messages=messages, **options)
-        except openai.APIConnectionError as e:
-            reason = _one_line(str(e)).rstrip(".")
-            raise LlavaCotError(f"cannot reach the {where} ({reason}); is it running?") from None
-        except openai.APIStatusError as e:
-            raise LlavaCotError(f"the {where} answered {e.status_code}: {_error_message(e)}") from None
-        except openai.OpenAIError as e:
-            raise LlavaCotError(f"request to the {where} failed: {_one_line(str(e))}") from None
-        self._count(response)
+        self._count(response, cost)
         return response
 
-    def _count(self, response: Any) -> None:
+    @contextlib.contextmanager
+    def _errors(self, not_found: str = "") -> Iterator[None]:
+        """API failures as one-line LlavaCotErrors (_Refused for a status of REFUSALS), `not_found`
+        added to a 404's."""
+        openai = self._openai
+        try:
+            yield
+        except openai.APIConnectionError as e:
+            reason = _one_line(str(e)).rstrip(".")
+            raise LlavaCotError(f"cannot reach the {self.where} ({reason}); is it running?") from None
+        except openai.APIStatusError as e:
+            why = f"it answered {e.status_code}: {_error_message(e)}"
+            message = f"the {self.where} answered {e.status_code}: {_error_message(e)}"
+            message += not_found if e.status_code == 404 else ""
+            if e.status_code in REFUSALS:
+                raise _Refused(message, why) from None
+            raise LlavaCotError(message) from None
+        except openai.OpenAIError as e:
+            raise LlavaCotError(f"request to the {self.where} failed: {_one_line(str(e))}") from None
+
+    def _count(self, response: Any, cost: Cost) -> None:
         usage = response.usage
         with self._lock:
-            self.cost.forward_passes += 1
+            cost.forward_passes += 1
             if usage is None:
-                self.cost.tokens_generated += sum(len(_logprob_content(c)) for c in response.choices)
+                cost.tokens_generated += sum(len(_logprob_content(c)) for c in response.choices)
                 return
-            self.cost.tokens_generated += usage.completion_tokens or 0
-            self.cost.prompt_tokens += usage.prompt_tokens or 0
+            cost.tokens_generated += usage.completion_tokens or 0
+            cost.prompt_tokens += usage.prompt_tokens or 0
             details = getattr(usage, "prompt_tokens_details", None)
-            self.cost.cached_tokens += (getattr(details, "cached_tokens", None) or 0) if details else 0
+            cost.cached_tokens += (getattr(details, "cached_tokens", None) or 0) if details else 0
 
 
 # ---------------------------------------------------------------------- helpers (pure)
 
 
-def _user_content(prompt: Prompt) -> list[dict[str, Any]]:
-    content: list[dict[str, Any]] = []
-    if prompt.image is not None:
-        content.append({"type": "image_url", "image_url": {"url": image_data_url(prompt.image)}})
-    content.append({"type": "text", "text": prompt.question})
-    return content
+def _without(options: dict[str, Any], fields: Any) -> dict[str, Any]:
+    """`options` less the OPTIONAL `fields` (top_logprobs goes with logprobs)."""
+    gone = set(fields) | ({"top_logprobs"} if "logprobs" in fields else set())
+    return {k: v for k, v in options.items() if k not in gone}
+
+
+def _messages(prompt: Prompt) -> list[dict[str, Any]]:
+    """The conversation before the assistant's text: the system message, the earlier turns and
+    the question, the image with the first user turn (as models.messages renders it locally)."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": prompt.system}] if prompt.system is not None else []
+    for i, (user, assistant) in enumerate([*prompt.history, (prompt.question, None)]):
+        content: list[dict[str, Any]] = []
+        if i == 0 and prompt.image is not None:
+            content.append({"type": "image_url", "image_url": {"url": image_data_url(prompt.image)}})
+        content.append({"type": "text", "text": user})
+        messages.append({"role": "user", "content": content})
+        if assistant is not None:
+            messages.append({"role": "assistant", "content": assistant})
+    return messages
 
 
 def image_data_url(image: Any) -> str:
@@ -170,6 +312,7 @@ def _completion(choice: Any, tokens_share: int, stop: Sequence[str]) -> Completi
     content = _logprob_content(choice)
     tokens = len(content) if content else tokens_share
     logprob = sum(t.logprob for t in content)
+    reason = None
     if choice.finish_reason == "length":
         finish = "length"
     else:
@@ -178,26 +321,29 @@ def _completion(choice: Any, tokens_share: int, stop: Sequence[str]) -> Completi
         if choice.finish_reason == "stop" and isinstance(reason, str) and reason in stop:
             text, finish = text + reason, "stop"
         else:
-            finish = "end"
-    # Stop strings past the API's limit: cut at the first one, and count only the tokens kept.
-    cut = _first_stop(text, stop[MAX_SERVER_STOPS:])
-    if cut is not None:
-        text, finish = text[:cut], "stop"
-        if content:
-            kept, length = [], 0
-            for t in content:
-                if length >= cut:
-                    break
-                kept.append(t)
-                length += len(t.token)
-            tokens, logprob = len(kept), sum(t.logprob for t in kept)
-    return Completion(text=text, tokens=tokens, logprob=float(logprob), finish=finish)
+            finish, reason = "end", None
+    # Stop strings the server was not given (past the API's limit, or all of them for a server
+    # that refuses them): cut at the first one, and count only the tokens kept.
+    found = _first_stop(text, stop)
+    if found is not None:
+        (cut, reason), finish = found, "stop"
+        if cut < len(text):
+            text = text[:cut]
+            if content:
+                kept, length = [], 0
+                for t in content:
+                    if length >= cut:
+                        break
+                    kept.append(t)
+                    length += len(t.token)
+                tokens, logprob = len(kept), sum(t.logprob for t in kept)
+    return Completion(text=text, tokens=tokens, logprob=float(logprob), finish=finish, stop_reason=reason)
 
 
-def _first_stop(text: str, stops: Sequence[str]) -> int | None:
-    """The end of the earliest stop string in `text`, or None."""
-    ends = [i + len(s) for s in stops if s and (i := text.find(s)) >= 0]
-    return min(ends) if ends else None
+def _first_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
+    """The end of the earliest stop string in `text`, and that string, or None."""
+    ends = [(i + len(s), s) for s in stops if s and (i := text.find(s)) >= 0]
+    return min(ends, key=lambda e: e[0]) if ends else None
 
 
 def _logprob_content(choice: Any) -> list[Any]:
@@ -242,7 +388,8 @@ def _error_message(error: Any) -> str:
     body = error.body
     if isinstance(body, dict):
         inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, dict) else inner
+        # OpenAI's and vLLM's {"message"}, FastAPI's {"detail"} (transformers serve)
+        message = (inner.get("message") or inner.get("detail")) if isinstance(inner, dict) else inner
         if message:
             return _one_line(str(message))
     return _one_line(error.message)

@@ -12,6 +12,7 @@ from typing import Any
 
 from llava_cot import stages
 from llava_cot.benches import Bench, Item
+from llava_cot.engines.options import EngineOptions
 from llava_cot.errors import LlavaCotError
 from llava_cot.evaluation import data, metrics, store
 from llava_cot.judges import JUDGES
@@ -19,10 +20,12 @@ from llava_cot.search import SEARCHES  # names only: the searches themselves loa
 
 
 @dataclass
-class EvalConfig(data.ScoringOptions):
+class EvalConfig(data.ScoringOptions, EngineOptions):
     """Score a model on a benchmark: accuracy per category, format validity, and the cost of an
-    answer. Resumable: rerun the same command with the same --out after a kill. See also
-    `llava-cot eval score` (score a predictions file) and `llava-cot eval plot` (compute curves)."""
+    answer. Resumable: rerun the same command with the same --out after a kill. With --base-url,
+    the model of an OpenAI-compatible server (vLLM, SGLang, ...) answers, --concurrency requests in
+    flight. See also `llava-cot eval score` (score a predictions file) and `llava-cot eval plot`
+    (compute curves)."""
 
     model: str | None = field(default=None, metadata={"help": "model directory or hub id (default: embedded)"})
     bench: str = field(default="synth-test", metadata={
@@ -31,7 +34,8 @@ class EvalConfig(data.ScoringOptions):
     limit: int = field(default=1000, metadata={"help": "score at most this many items (0: all)"})
     batch_size: int = field(default=32, metadata={"help": "items decoding together (greedy): one joins as one ends"})
     concurrency: int = field(default=1, metadata={
-        "help": "items searched at once (with --search): their candidates decode in one batch"})
+        "help": "items searched at once (with --search, or any search with --base-url: the requests in flight); "
+                "their candidates decode in one batch"})
     max_new_tokens: int = field(default=1536, metadata={"help": "most tokens per response"})
     search: str = field(default="greedy", metadata={"help": "inference-time search", "choices": list(SEARCHES)})
     beam: int = field(default=4, metadata={"help": "candidates sampled per search step"})
@@ -89,16 +93,18 @@ def answer_greedy(engine: Any, bench: Bench, items: Sequence[Item], batch_size: 
 
 
 def answer_search(engine: Any, bench: Bench, items: Sequence[Item], search: str, config: Any,
-                  concurrency: int = 1) -> Iterator[list[dict[str, Any]]]:
+                  concurrency: int = 1, judge_engine: Any = None) -> Iterator[list[dict[str, Any]]]:
     """Rows as their items finish, each answered by `search`; `concurrency` searches at once
-    (each in its own thread, their candidates decoding together in the engine's batch)."""
+    (each in its own thread, their candidates decoding together in the engine's batch, or as
+    concurrent requests to a server). The judge asks `judge_engine`, when given."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     from llava_cot.engines import Prompt
     from llava_cot.search import run
 
     def answer(item: Item) -> list[dict[str, Any]]:
-        result = run(search, engine, Prompt(item.image() if item.image else None, bench.prompt(item)), config)
+        result = run(search, engine, Prompt(item.image() if item.image else None, bench.prompt(item)), config,
+                     judge_engine=judge_engine)
         return [row(bench, item, result.text, {
             "tokens_generated": result.tokens_generated, "forward_passes": result.forward_passes,
             "judge_calls": result.judge_calls, "seconds": result.seconds, "notes": result.notes})]
@@ -118,10 +124,12 @@ def answer_search(engine: Any, bench: Bench, items: Sequence[Item], search: str,
 
 def evaluate(model: Any, bench: Bench, items: Sequence[Item], out: Path | None = None, search: str = "greedy",
              config: Any = None, batch_size: int = 32, max_new_tokens: int = 1536,
-             progress: bool = True, concurrency: int = 1) -> list[dict[str, Any]]:
+             progress: bool = True, concurrency: int = 1, judge_engine: Any = None) -> list[dict[str, Any]]:
     """The rows of `items`, in order. `model` is an engine or a `models.Loaded`. With `out`,
     rows already in out/predictions.jsonl are reused (their items are not answered again) and
-    each new row is appended as its item finishes."""
+    each new row is appended as its item finishes. Greedy decodes in a local engine's running
+    batch; on an engine without one (a server) it is a 'greedy' search per item, `concurrency`
+    at once, as every other search is."""
     from tqdm import tqdm
 
     if not hasattr(model, "generate"):
@@ -138,7 +146,7 @@ def evaluate(model: Any, bench: Bench, items: Sequence[Item], out: Path | None =
         from llava_cot.search import SearchConfig
 
         config = config or SearchConfig(max_new_tokens=max_new_tokens)
-        batches = answer_search(engine, bench, todo, search, config, concurrency)
+        batches = answer_search(engine, bench, todo, search, config, concurrency, judge_engine)
     writer = store.Appender(out)
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"eval {search}", unit="item",
                disable=not progress)
@@ -153,13 +161,17 @@ def evaluate(model: Any, bench: Bench, items: Sequence[Item], out: Path | None =
     return [done[str(item.index)] for item in items]
 
 
-def settings(cfg: EvalConfig, model_path: str) -> dict[str, Any]:
-    """What a resumed run must share with the one it continues."""
+def settings(cfg: EvalConfig, model_path: str | None, remote: Any = None, judge_server: Any = None) -> dict[str, Any]:
+    """What a resumed run must share with the one it continues: the local model (`model_path`)
+    or the server's (`remote`, an openai engine), and the judge's own model, if any."""
+    from llava_cot.engines import options
+
     greedy = cfg.search == "greedy"
-    local = Path(model_path).is_dir()
+    local = model_path is not None and Path(model_path).is_dir()
     bench = str(Path(cfg.bench).resolve()) if Path(cfg.bench).is_file() else cfg.bench
     return {"model": str(Path(model_path).resolve()) if local else model_path,
-            "model_fingerprint": store.model_fingerprint(model_path), "bench": bench,
+            "model_fingerprint": store.model_fingerprint(model_path) if model_path else None,
+            **options.settings(cfg, remote, judge_server), "bench": bench,
             "data": str(Path(cfg.data).resolve()) if cfg.data else None, "search": cfg.search,
             "beam": 1 if greedy else cfg.beam, "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
             "judge": None if greedy else cfg.judge,
@@ -171,32 +183,42 @@ def main(cfg: EvalConfig) -> int:
     import sys
 
     from llava_cot import models
+    from llava_cot.engines import options as engines
 
     if cfg.batch_size < 1 or cfg.max_new_tokens < 1 or cfg.concurrency < 1:
         raise LlavaCotError("--batch-size, --concurrency and --max-new-tokens must be at least 1")
+    engines.check(cfg)
     config = None
     if cfg.search != "greedy":
         from llava_cot.search import SearchConfig
 
         config = SearchConfig(beam=cfg.beam, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, judge=cfg.judge)
     # Everything a user can get wrong is checked before the run directory is made.
-    model_path = models.resolve(cfg.model)
+    # A server is asked for its model's name now (no local model is loaded for it at all).
+    remote = engines.answering(cfg, cfg.concurrency)
+    judge_server = engines.judge_server(cfg, cfg.concurrency)
+    model_path = None if remote is not None else models.resolve(cfg.model)
     bench, items = data.load(cfg.bench, cfg.data, cfg.limit, **data.bench_options(cfg, cfg.out))
     out = Path(cfg.out) if cfg.out else None
-    run = settings(cfg, model_path)
+    run = settings(cfg, model_path, remote, judge_server)
     if out is not None:
         store.check_settings(out, run)
-    loaded = models.load(cfg.model, device=cfg.device, dtype=cfg.dtype)
-    from llava_cot.engines.hf import HFEngine
+    judge_engine = engines.judging(cfg, cfg.device, cfg.dtype, cfg.concurrency, server=judge_server)
+    if remote is not None:
+        engine, name = remote, engines.describe(remote)
+    else:
+        loaded = models.load(cfg.model, device=cfg.device, dtype=cfg.dtype)
+        from llava_cot.engines.hf import HFEngine
 
-    # the engine's batch holds a greedy run's items, or every candidate of the concurrent searches
-    engine = HFEngine(loaded, max_batch=max(cfg.batch_size, cfg.concurrency * cfg.beam))
+        # the engine's batch holds a greedy run's items, or every candidate of the concurrent searches
+        engine, name = HFEngine(loaded, max_batch=max(cfg.batch_size, cfg.concurrency * cfg.beam)), loaded.name
     rows = evaluate(engine, bench, items, out, cfg.search, config, cfg.batch_size, cfg.max_new_tokens,
-                    concurrency=cfg.concurrency)
+                    concurrency=cfg.concurrency, judge_engine=judge_engine)
+    engines.report(remote, judge_engine)
     if out is not None and (extra := len(store.load_rows(out)) - len(rows)) > 0:
         print(f"{out / store.PREDICTIONS}: {extra} rows are of items beyond this run's --limit; not counted",
               file=sys.stderr)
-    m = {"model": loaded.name, "bench": cfg.bench, "search": cfg.search, "beam": run["beam"], "judge": run["judge"],
+    m = {"model": name, "bench": cfg.bench, "search": cfg.search, "beam": run["beam"], "judge": run["judge"],
          "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, **metrics.summarise(bench, rows)}
     print(metrics.table(m))
     if out is not None:

@@ -11,6 +11,7 @@ cost accounting every caller wants:
     from llava_cot.search import SearchConfig, run
     result = run("stage_beam", engine, Prompt(image, question), SearchConfig(beam=4))
     result.answer, result.cost   # tokens generated, forward passes, judge calls, seconds
+    result.trace                 # what it weighed: candidates, scores or verdicts, choices, retraces
 
 | name | what it does |
 | --- | --- |
@@ -20,6 +21,20 @@ cost accounting every caller wants:
 | stage_beam | stage by stage: N sampled stages, a pairwise knockout keeps one (the paper) |
 | swires | stage by stage with verifier scores, retracing to the previous stage when a stage's best score is too low |
 | self_consistency | N sampled answers, the most common conclusion wins |
+
+The trace (`Found.trace`, `Result.trace`; "trace" in `ask --json`, the server's response and the
+demo) is a list of plain dicts, one per choice the search made, in the order it made them:
+
+    {"stage": "CAPTION",                    # the stage chosen for; RESPONSE for a whole answer
+     "step": 3,                             # sentence_beam only: which sentence
+     "candidates": [{"text": ..., "score": 0.91 | "wins": 2 | "votes": 3, "chosen": True}, ...],
+     "matches": [{"pair": [0, 1], "log_odds": 1.2, "winner": 0, "tie": False}],  # pairwise
+     "retrace": False}                      # SWIRES went back from here (its best scored too low)
+
+A candidate carries what the judge weighed it by (a verifier's or likelihood score, its wins in a
+pairwise knockout, the votes for its answer); none of them when there was nothing to choose
+between. A step with no chosen candidate was rejected (SWIRES: under the threshold). greedy
+makes no choice: its trace is empty.
 """
 
 from __future__ import annotations
@@ -75,6 +90,7 @@ class SearchConfig:
 class Found:
     text: str
     notes: dict[str, Any] = field(default_factory=dict)  # search-specific facts (retraces, ...)
+    trace: list[dict[str, Any]] = field(default_factory=list)  # what it weighed (the module docstring)
 
 
 @dataclass
@@ -86,6 +102,7 @@ class Result:
     judge_calls: int
     seconds: float
     notes: dict[str, Any] = field(default_factory=dict)
+    trace: list[dict[str, Any]] = field(default_factory=list)  # Found.trace
 
     @property
     def answer(self) -> str:
@@ -121,6 +138,23 @@ def distinct(candidates: list[Completion]) -> list[Completion]:
     return list(seen.values())
 
 
+def weigh(judge: Any, engine: Engine, prompt: Prompt, stage: str,
+          candidates: list[Completion]) -> tuple[int, dict[str, Any]]:
+    """The judge's pick among `candidates` for `stage`, and the trace step that shows it."""
+    best, weighed = 0, [{} for _ in candidates]
+    last: dict[str, Any] = {}
+    if len(candidates) > 1:  # one candidate: nothing to judge, no judge call
+        best = judge.pick(engine, prompt, stage, [c.text for c in candidates])
+        last = getattr(judge, "last", None) or {}
+        weighed = last.get("candidates") or weighed
+    step = {"stage": stage, "candidates": [{"text": c.text, **w, "chosen": k == best}
+                                           for k, (c, w) in enumerate(zip(candidates, weighed, strict=True))],
+            "retrace": False}
+    if last.get("matches"):
+        step["matches"] = last["matches"]
+    return best, step
+
+
 def finished(text: str) -> bool:
     """Whether an answer is over: its last stage is closed."""
     parsed = stages.parse(text)
@@ -135,14 +169,16 @@ def load_search(name: str) -> Any:
     return getattr(importlib.import_module(module), fn)
 
 
-def run(name: str, engine: Engine, prompt: Prompt, cfg: SearchConfig | None = None, judge: Any = None) -> Result:
-    """Run the search `name` and account for what it cost."""
+def run(name: str, engine: Engine, prompt: Prompt, cfg: SearchConfig | None = None, judge: Any = None,
+        judge_engine: Engine | None = None) -> Result:
+    """Run the search `name` and account for what it cost. Its judge asks `judge_engine` when
+    one is given (another model than the one answering), else `engine`."""
     from llava_cot.judges import load_judge
 
     search = load_search(name)
     cfg = cfg or SearchConfig()
     if judge is None and DEFAULT_JUDGE[name] is not None:
-        judge = load_judge(cfg.judge or DEFAULT_JUDGE[name])
+        judge = load_judge(cfg.judge or DEFAULT_JUDGE[name], engine=judge_engine)
     before, calls, ties = engine.cost.copy(), getattr(judge, "calls", 0), getattr(judge, "ties", None)
     t0 = time.perf_counter()
     found = search(engine, prompt, cfg, judge)
@@ -150,4 +186,4 @@ def run(name: str, engine: Engine, prompt: Prompt, cfg: SearchConfig | None = No
     spent = engine.cost - before
     notes = found.notes if ties is None else {**found.notes, "ties": judge.ties - ties}  # decided by the judge's coin
     return Result(name, found.text, spent.tokens_generated, spent.forward_passes,
-                  getattr(judge, "calls", 0) - calls, seconds, notes)
+                  getattr(judge, "calls", 0) - calls, seconds, notes, found.trace)

@@ -9,7 +9,7 @@ from dataclasses import replace
 from llava_cot import stages
 from llava_cot.engines import Engine, Prompt
 from llava_cot.judges import Judge
-from llava_cot.search import Found, SearchConfig, distinct, finished, sample
+from llava_cot.search import Found, SearchConfig, distinct, finished, sample, weigh
 
 # A step ends at the end mark itself: stopping after the following space would leave the prompt
 # ending in a bare space, a token boundary the model never saw in training.
@@ -27,16 +27,17 @@ def _stage_of(text: str) -> str:
 
 def sentence_beam(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Judge) -> Found:
     stops = SENTENCE_ENDS + tuple(stages.close_tag(s) for s in stages.STAGES)
-    text, used, step = prompt.partial, 0, 0
+    text, used, step, trace = prompt.partial, 0, 0, []
     while used < cfg.max_new_tokens and not finished(text):
         here = replace(prompt, partial=text)
         budget = min(cfg.step_tokens, cfg.max_new_tokens - used)
         candidates = distinct(sample(engine, here, cfg, cfg.beam, stops, budget, cfg.seed + step))
         stage = _stage_of(text + candidates[0].text)
-        best = judge.pick(engine, here, stage, [c.text for c in candidates]) if len(candidates) > 1 else 0
+        best, weighed = weigh(judge, engine, here, stage, candidates)
+        trace.append({"step": step, **weighed})
         text += candidates[best].text
         used += candidates[best].tokens
         step += 1
         if candidates[best].finish == "end":
             break
-    return Found(text, {"steps": step})
+    return Found(text, {"steps": step}, trace)

@@ -13,11 +13,11 @@ from dataclasses import replace
 from llava_cot import stages
 from llava_cot.engines import Engine, Prompt
 from llava_cot.judges import Judge
-from llava_cot.search import Found, SearchConfig, distinct, finished, sample
+from llava_cot.search import Found, SearchConfig, distinct, finished, sample, weigh
 
 
 def stage_beam(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Judge) -> Found:
-    text, used, sampled = prompt.partial, 0, 0
+    text, used, sampled, trace = prompt.partial, 0, 0, []
     for k, stage in enumerate(stages.STAGES):
         if stage in stages.parse(text).stages or used >= cfg.max_new_tokens:
             continue  # given in the prompt already, or out of budget
@@ -25,9 +25,10 @@ def stage_beam(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Judge) 
         budget = min(cfg.step_tokens, cfg.max_new_tokens - used)
         candidates = distinct(sample(engine, here, cfg, cfg.beam, (stages.close_tag(stage),), budget, cfg.seed + k))
         sampled += len(candidates)
-        best = judge.pick(engine, here, stage, [c.text for c in candidates]) if len(candidates) > 1 else 0
+        best, step = weigh(judge, engine, here, stage, candidates)
+        trace.append(step)
         text += candidates[best].text
         used += candidates[best].tokens
         if candidates[best].finish == "end" or finished(text):
             break
-    return Found(text, {"candidates": sampled})
+    return Found(text, {"candidates": sampled}, trace)

@@ -38,7 +38,8 @@ def threshold_for(engine: Engine, cfg: SearchConfig, judge: Any = None) -> tuple
     if cfg.threshold is not None:
         return cfg.threshold, "config"
     key = getattr(judge, "threshold_key", "swires_threshold")
-    model_dir = getattr(engine, "model_dir", None)
+    # the judge's own model's calibration when it has one (another model than the one answering)
+    model_dir = getattr(getattr(judge, "engine", None) or engine, "model_dir", None)
     path = Path(model_dir) / CALIBRATION_FILE if model_dir else None
     if path is not None and path.is_file() and key in (saved := json.loads(path.read_text())):
         return float(saved[key]), str(path)
@@ -56,7 +57,7 @@ def swires(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Any) -> Fou
     draws = [0] * len(todo)
     redo = [False] * len(todo)  # the stage is being redone because the one after it failed
     chosen: list[Completion] = []
-    i, retraces = 0, 0
+    i, retraces, trace = 0, 0, []
     while i < len(todo):
         stage = todo[i]
         del chosen[i:]
@@ -72,24 +73,29 @@ def swires(engine: Engine, prompt: Prompt, cfg: SearchConfig, judge: Any) -> Fou
             scores = judge.scores(engine, here, stage, [c.text for c in candidates])
             ranked = sorted(zip(scores, candidates, strict=True), key=lambda sc: -sc[0])
             pools[i] = ranked[:cfg.keep]
+        # the trace: every candidate of a fresh sample, best first, or the kept ones left on a revisit
+        trace.append({"stage": stage, "candidates": [{"text": c.text, "score": float(f"{sc:.4g}"), "chosen": False}
+                                                     for sc, c in (ranked if fresh else pools[i])], "retrace": False})
         score, best = pools[i][0]
         if score < threshold and retraces < cfg.retraces:
             pools[i] = None
             if redo[i] and not fresh:
                 continue  # a weak runner-up of a stage being redone: sample it afresh, not walk back
             retraces += 1
+            trace[-1]["retrace"] = True
             if i > 0:  # back to the previous stage: its next kept candidate, or a new sample
                 i -= 1
                 pools[i] = pools[i][1:] or None
                 redo[i] = True
             continue
         chosen.append(best)
+        trace[-1]["candidates"][0]["chosen"] = True
         redo[i] = False
         i += 1
         if best.finish == "end" or sum(c.tokens for c in chosen) >= cfg.max_new_tokens:
             break
     text = prompt.partial + "".join(c.text for c in chosen)
-    return Found(text, {"retraces": retraces, "threshold": round(threshold, 4), "threshold_from": source})
+    return Found(text, {"retraces": retraces, "threshold": round(threshold, 4), "threshold_from": source}, trace)
 
 
 def best_split(good: Sequence[float], bad: Sequence[float]) -> tuple[float, float]:

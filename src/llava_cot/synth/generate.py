@@ -112,8 +112,11 @@ def generate(cfg: SynthConfig) -> dict[str, Any]:
         raise LlavaCotError(f"cannot create {out / 'images' / cfg.split}: {e.strerror or e}") from None
     spec = SPLITS[cfg.split]
     # A string seed is hashed with SHA-512 by `random`, so the stream is stable across runs and
-    # platforms (unlike hash(), which is salted per process).
-    rng = random.Random(f"llava-cot synth/{cfg.seed}/{cfg.split}")
+    # platforms (unlike hash(), which is salted per process). Scenes and questions draw from
+    # streams of their own: a change to how questions are asked or answered leaves the scenes
+    # (and the example images drawn from them) as they were.
+    scene_rng = random.Random(f"llava-cot synth/{cfg.seed}/{cfg.split}")
+    rng = random.Random(f"llava-cot synth/{cfg.seed}/{cfg.split}/questions")
     recs: list[Record] = []
     truth: list[dict[str, Any]] = []
     # Critique items draw from their own stream, so the four-stage records (and --task reason's
@@ -121,7 +124,7 @@ def generate(cfg: SynthConfig) -> dict[str, Any]:
     critique_rng = random.Random(f"llava-cot synth/{cfg.seed}/{cfg.split}/critique")
     maker = None if cfg.task == "reason" else critiques.Maker(critique_rng)
     golds = 0
-    for scene in scenes(rng, cfg.split, spec):
+    for scene in scenes(scene_rng, cfg.split, spec):
         if len(recs) >= cfg.n:
             break
         image = f"images/{cfg.split}/{scene.id}.png"

@@ -80,19 +80,19 @@ def universal(rng: random.Random, scene: Scene, spec: Split) -> Question | None:
         plan = say(rng, T.PLAN, "universal/same", attr=attr, scope=scope_pl)
     else:
         out = _quantified(rng, scene, scope, kind, ((attr, value),), yes)
-        pred = _predicate(rng, attr, value)
-        text = ask_text(rng, kind, spec, **slots, **pred)
-        plan = say(rng, T.PLAN, "universal/quantifier", scope=scope_pl, pred=_predicate(None, attr, value)["pred_sg"],
+        word = value if attr == "shape" else W.spell(rng, value)  # "big" for large, now and then
+        text = ask_text(rng, kind, spec, **slots, **_predicate(attr, value, word))
+        plan = say(rng, T.PLAN, "universal/quantifier", scope=scope_pl, pred=_predicate(attr, value)["pred_sg"],
                    quant=kind)
     return Question("universal", text, plan, out, "Yes" if yes else "No", kind="yesno")
 
 
-def _predicate(rng: random.Random | None, attr: str, value: str) -> dict[str, str]:
-    """What is asked of each object: "red" / "red", or "a square" / "squares"."""
+def _predicate(attr: str, value: str, word: str = "") -> dict[str, str]:
+    """What is asked of each object: "red" / "red", or "a square" / "squares" (`word`: the
+    value as the question spells it, "big" for large)."""
     if attr == "shape":
         return {"pred_sg": f"a {value}", "pred_pl": f"{value}s"}
-    word = W.spell(rng, value) if rng else value
-    return {"pred_sg": word, "pred_pl": word}
+    return {"pred_sg": word or value, "pred_pl": word or value}
 
 
 def _same(rng: random.Random, members: list[Obj], scene: Scene, scope: Filter, attr: str) -> list[str]:
@@ -113,7 +113,7 @@ def _same(rng: random.Random, members: list[Obj], scene: Scene, scope: Filter, a
 
 def _quantified(rng: random.Random, scene: Scene, scope: Filter, kind: str, pred: Filter, yes: bool) -> list[str]:
     attr, value = pred[0]
-    words = _predicate(None, attr, value)
+    words = _predicate(attr, value)
     out, n, m = [], 0, 0
     for o in scene.objects:
         inside, hit = matches(o, scope), matches(o, pred)

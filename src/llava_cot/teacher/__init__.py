@@ -11,6 +11,7 @@ The pieces, one module each:
     prompt.py     the teacher prompt (a replaceable template) and the stage-by-stage requests
     client.py     the teacher: concurrent requests, retries with backoff (Retry-After), rate and token limits
     filters.py    what is kept: four stages, the gold answer, no leaked hint; the LLM judge's prompt
+    item.py       one record: each human/gpt pair asked, checked, retried with new seeds
     journal.py    the output files: one fsynced line per finished item, resumed and repaired on rerun
     annotate.py   `data annotate`: the run
     oracle.py     a teacher that knows the answers, for dry runs, the fault tests and the benchmark

@@ -11,6 +11,9 @@ request raises `TeacherError`: the item fails, the run goes on, and a rerun trie
 A 401, 403 or 404 is a setting to fix (key, URL, model name), not a failing item: it raises
 LlavaCotError and stops the run. Other 4xx answers fail the item at once.
 
+A reply is read from `message.content`, or, from a server that returns the stages apart as
+reasoning models do (`llava-cot serve`: `message.stages`), from those stages put back together.
+
 `rpm` spaces request starts (every HTTP attempt counts); `budget` (prompt + completion tokens,
 as the server reports them in `usage`) makes the next request raise `BudgetSpent` once reached.
 The openai client's own retries are off: they would not honour the budget or the rate limit.
@@ -28,6 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from llava_cot import stages
 from llava_cot.errors import LlavaCotError
 
 PER_CLIENT = 8  # requests in flight per HTTP client (see Teacher.__init__)
@@ -188,7 +192,7 @@ class Teacher:
             raise _Retry("the teacher's reply has no choices")
         message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
         text, refusal, finish = message.get("content"), message.get("refusal"), choice.get("finish_reason")
-        text = text if isinstance(text, str) else ""
+        text = _staged_text(message) or (text if isinstance(text, str) else "")
         refusal = refusal if isinstance(refusal, str) and refusal.strip() else None
         if finish == "content_filter" and not refusal:
             refusal = "stopped by the server's content filter"
@@ -206,6 +210,16 @@ def _http_library(openai: Any) -> Any:
     type, and the TLS context it builds."""
     base = next(c for c in openai.DefaultAsyncHttpxClient.__mro__ if not c.__module__.startswith("openai"))
     return importlib.import_module(base.__module__.split(".")[0])
+
+
+def _staged_text(message: dict[str, Any]) -> str | None:
+    """The whole four-stage answer of a server that returns it as a reasoning model would
+    (`llava-cot serve`: the CONCLUSION as content, every stage by name in `message.stages`)."""
+    parts = message.get("stages")
+    if not isinstance(parts, dict) or not all(isinstance(v, str) for v in parts.values()):
+        return None
+    ordered = {s: parts[s] for s in stages.STAGES if s in parts}
+    return stages.render(ordered) if ordered else None
 
 
 def _count(value: Any) -> int:

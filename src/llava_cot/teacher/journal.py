@@ -54,7 +54,7 @@ def _ids(path: Path, log: TextIO) -> set[str]:
     if dropped:
         _rewrite(path, set(dropped))
     elif keep_until < path.stat().st_size:
-        pass
+        os.truncate(path, keep_until)
     return ids
 
 

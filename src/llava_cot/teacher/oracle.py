@@ -65,8 +65,12 @@ class Oracle:
         self.seed, self.fates = seed, fates
         self.index: dict[str | None, list[Entry]] = {}
         for rec in records.read(data):
-            key = _digest((Path(images) / rec.image).read_bytes()) if rec.image else None
-            for (h, _), (gold, options) in zip(pairs(rec), golds(rec), strict=True):
+            try:
+                key = _digest((Path(images) / rec.image).read_bytes()) if rec.image else None
+                gold_answers = golds(rec)
+            except (OSError, ValueError):
+                continue  # `data annotate` rejects it as bad input without asking
+            for (h, _), (gold, options) in zip(pairs(rec), gold_answers, strict=True):
                 question = " ".join(rec.conversations[h]["value"].replace(records.IMAGE_TOKEN, "").split())
                 self.index.setdefault(key, []).append(Entry(rec.id, question, gold, options))
         self.rng = random.Random(seed)
