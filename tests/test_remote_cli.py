@@ -78,6 +78,21 @@ def test_eval_refuses_to_resume_a_remote_run_on_a_local_model(server, tmp_path, 
     assert "other settings" in err and "base_url" in err
 
 
+def test_eval_records_the_judge_model_and_resumes_only_with_it(server, tmp_path, capsys):
+    server.answer = lambda seed: four_stages(seed)
+    out = tmp_path / "run"
+    args = ["eval", "--base-url", server.url, "--bench", "synth-test", "--limit", "1", "--search", "best_of_n",
+            "--beam", "2", "--judge", "pointwise", "--out", str(out)]
+    assert main([*args, "--judge-checkpoint", "embedded"]) == 0
+    row = json.loads((out / "predictions.jsonl").read_text())
+    assert row["judge_calls"] == 2
+    run = json.loads((out / "run.json").read_text())
+    assert run["judge_checkpoint"] == str(models.EMBEDDED_DIR) and run["judge_checkpoint_fingerprint"]
+    capsys.readouterr()
+    assert main(args) == 2  # the same run without its judge's model: refused, not resumed
+    assert "judge_checkpoint" in capsys.readouterr().err
+
+
 def test_a_judge_on_its_own_model_scores_what_the_server_answers(server, capsys):
     server.answer = lambda seed: four_stages(seed)  # the two samples differ: the judge must choose
     ask = ["ask", "--image", IMAGE, "How many circles?", "--base-url", server.url, "--json",

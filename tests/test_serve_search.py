@@ -16,9 +16,9 @@ from llava_cot.serve import ServeConfig, build
 @pytest.fixture(scope="module")
 def engines():
     local = HFEngine()
-    # The openai engine reads message.content as the raw tagged text: served raw by default here
-    # (a request can also ask with "reasoning_format": "none").
-    with running(build(ServeConfig(reasoning_format="none"), local)) as url:
+    # A server with its default settings (content: the conclusion; the stages as reasoning): the
+    # openai engine asks for the raw tagged text itself ("reasoning_format": "none").
+    with running(build(ServeConfig(), local)) as url:
         yield local, load_engine("openai", base_url=url, model="embedded", max_retries=0)
     local.close()
 

@@ -109,10 +109,12 @@ def choose(page: Any, search: str | None = None, beam: int | None = None) -> Non
 
 
 # Installed before the click: records, in ms since the click, when the new answer's first stage
-# box holds text and when its answer appears (boxes and answers already there are not counted).
+# box shows text (rendered: Gradio fills a box's text before it lays it out) and when its answer
+# appears; boxes and answers already there do not count. Checked at every animation frame.
 _WATCH = """(mark) => {
   const chat = document.querySelector('#chat');
-  const answers = () => [...chat.querySelectorAll('h2')].filter(h => h.innerText.includes(mark)).length;
+  const shown = (e) => e && e.offsetHeight > 0 && e.innerText.replace('…', '').trim() !== '';
+  const answers = () => [...chat.querySelectorAll('h2')].filter(h => shown(h) && h.innerText.includes(mark)).length;
   const t = window.__demo = {click: null, first: null, answer: null, boxes: 0, answers: 0};
   document.querySelector('#ask').addEventListener('click', () => {
     t.click = performance.now();
@@ -120,14 +122,16 @@ _WATCH = """(mark) => {
     t.answers = answers();
   }, {capture: true, once: true});
   const check = () => {
-    if (t.click === null) return;
-    const now = performance.now() - t.click;
-    if (t.first === null && [...chat.querySelectorAll('.thought-group')].slice(t.boxes).some(
-        g => { const c = g.querySelector(':scope > .content'); return c && c.innerText.replace('…', '').trim(); }))
-      t.first = now;
-    if (t.answer === null && answers() > t.answers) t.answer = now;
+    if (t.click !== null) {
+      const now = performance.now() - t.click;
+      if (t.first === null && [...chat.querySelectorAll('.thought-group')].slice(t.boxes).some(
+          g => shown(g.querySelector(':scope > .content'))))
+        t.first = now;
+      if (t.answer === null && answers() > t.answers) t.answer = now;
+    }
+    if (t.first === null || t.answer === null) requestAnimationFrame(check);
   };
-  new MutationObserver(check).observe(chat, {subtree: true, childList: true, characterData: true});
+  requestAnimationFrame(check);
 }"""
 
 
@@ -140,6 +144,10 @@ def ask(page: Any, question: str, search: str | None = None, beam: int | None = 
     page.evaluate(_WATCH, ANSWER_MARK)
     page.click("#ask")
     page.wait_for_function("window.__demo.answer !== null", timeout=timeout * 1000, polling=100)
+    # and every box of the answer laid out (a search's boxes come all at once, their text a moment after)
+    page.wait_for_function("""() => [...document.querySelectorAll('#chat .thought-group > .content')]
+                                   .every(c => c.offsetHeight > 0)""", timeout=30_000, polling=100)
+    page.wait_for_timeout(100)  # a frame or two, for the watcher to see them
     t = page.evaluate("window.__demo")
     return {"first_stage_text": None if t["first"] is None else t["first"] / 1000, "answer": t["answer"] / 1000}
 

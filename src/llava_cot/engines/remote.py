@@ -9,9 +9,11 @@ Serve a model, then point the engine at it:
 
 Each prompt is one `chat.completions` request: the image travels as a base64 PNG data URL, the
 question as text, and the assistant's text so far as a final assistant message that the server
-continues (vLLM's `continue_final_message`; pass `continue_partial=False` for servers that reject
-that extra, such as OpenAI's, which then answer in a fresh turn after it). Prompts run
-concurrently, at most `max_concurrency` requests in flight.
+continues (vLLM's `continue_final_message`; `continue_partial=False` leaves it out for servers
+that reject that extra, such as OpenAI's, which then answer in a fresh turn after it; one that
+refuses it is found out anyway, below). Prompts run concurrently, at most `max_concurrency`
+requests in flight, all callers together; `cost` is per calling thread, as the hf engine's. The
+requests and answers themselves are mapped in `chat_api`.
 
 What the API cannot say directly is filled in here. It accepts at most 4 stop strings: the rest
 are applied to the returned text. It leaves the matched stop string out of the text: vLLM names it
@@ -28,18 +30,16 @@ judge that reads verdicts from them stops with one clear error instead of scorin
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import io
 import itertools
-import math
 import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from llava_cot.engines import Completion, Cost, Prompt, Sampling
+from llava_cot.engines import Completion, Cost, Prompt, Sampling, chat_api
+from llava_cot.engines.chat_api import image_data_url
 from llava_cot.errors import LlavaCotError
 
 MAX_SERVER_STOPS = 4  # the OpenAI API's limit on `stop`
@@ -49,7 +49,7 @@ TOP_LOGPROBS = 20  # the OpenAI API's (and vLLM's default) limit on `top_logprob
 # (then in pairs, then all): the engine remembers what made the difference and leaves it out of
 # later requests, doing without (a partial answer continued in a fresh turn, as for OpenAI's API;
 # stop strings applied to the returned text; no log-probabilities).
-OPTIONAL = ("continue_final_message", "stop", "logprobs")
+OPTIONAL = ("continue_final_message", "stop", "logprobs", "reasoning_format")
 REFUSALS = (400, 422, 500)  # transformers serve: 422 for vLLM's extras, 500 for stop strings on a VLM
 
 
@@ -129,7 +129,8 @@ class OpenAIEngine:
         said = {"continue_final_message": "does not continue a partial assistant message: partial answers were "
                                           "continued in a fresh assistant turn",
                 "stop": "refuses stop strings: they were applied to the returned text",
-                "logprobs": "gives no log-probabilities: completions carry none"}
+                "logprobs": "gives no log-probabilities: completions carry none",
+                "reasoning_format": "does not take reasoning_format: its content was read as the whole answer"}
         lines = [f"the {self.where} {said[f]} ({why})" for f, why in self.refused.items()]
         if self.one_choice:
             lines.append(f"the {self.where} answers n > 1 with fewer choices: the rest were asked for one "
@@ -150,13 +151,13 @@ class OpenAIEngine:
         self._need_logprobs()
         response = self._request(prompt, cost, max_tokens=1, temperature=0.0, logprobs=True,
                                  top_logprobs=TOP_LOGPROBS)
-        content = _logprob_content(response.choices[0]) if response.choices else []
+        content = chat_api.logprob_content(response.choices[0]) if response.choices else []
         top = [(t.token.strip(), t.logprob) for t in (content[0].top_logprobs or [])] if content else []
         if not top:  # a server that ignores `logprobs` (transformers serve) answers with none
             with self._lock:
                 self.refused.setdefault("logprobs", "it returned none when asked")
             self._need_logprobs()
-        return [_choice_logprob(top, choice) for choice in choices]
+        return [chat_api.choice_logprob(top, choice) for choice in choices]
 
     def _need_logprobs(self) -> None:
         why = self.refused.get("logprobs")
@@ -186,7 +187,11 @@ class OpenAIEngine:
     def _sample(self, prompt: Prompt, sampling: Sampling, n: int, seed: int | None, cost: Cost) -> list[Completion]:
         """One request for `n` completions: those the server returned (at least one)."""
         options: dict[str, Any] = dict(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
-                                       max_tokens=sampling.max_new_tokens, logprobs=True)
+                                       max_tokens=sampling.max_new_tokens, logprobs=True,
+                                       # the raw tagged text in `content` (llama.cpp's field, and
+                                       # llava-cot serve's): a server that splits reasoning from
+                                       # content would hand a stage search the conclusion alone
+                                       reasoning_format="none")
         if sampling.stop:
             options["stop"] = list(sampling.stop[:MAX_SERVER_STOPS])
         if seed is not None:
@@ -196,9 +201,9 @@ class OpenAIEngine:
             raise LlavaCotError(f"the {self.where} returned {len(response.choices)} choices where n={n} "
                                 "were asked for")
         usage = response.usage
-        shares = _split(usage.completion_tokens if usage else 0, len(response.choices))
+        shares = chat_api.split(usage.completion_tokens if usage else 0, len(response.choices))
         choices = sorted(response.choices, key=lambda c: c.index)
-        return [_completion(c, share, sampling.stop) for c, share in zip(choices, shares, strict=True)]
+        return [chat_api.completion(c, share, sampling.stop) for c, share in zip(choices, shares, strict=True)]
 
     def _request(self, prompt: Prompt, cost: Cost, **options: Any) -> Any:
         """One chat.completions call, less what the server is known to refuse. Refused (see
@@ -208,7 +213,7 @@ class OpenAIEngine:
         answer to the barest request is the error."""
         if prompt.partial and self.continue_partial:
             options["continue_final_message"] = True
-        options = _without(options, self.refused)
+        options = chat_api.without(options, self.refused)
         try:
             return self._send(prompt, options, cost)
         except _Refused as refusal:
@@ -217,7 +222,7 @@ class OpenAIEngine:
             for k in range(1, len(present) + 1):
                 for drop in map(frozenset, itertools.combinations(present, k)):
                     try:
-                        response = self._send(prompt, _without(options, drop), cost)
+                        response = self._send(prompt, chat_api.without(options, drop), cost)
                     except _Refused as e:
                         answers[drop] = e
                         continue
@@ -229,13 +234,16 @@ class OpenAIEngine:
 
     def _send(self, prompt: Prompt, options: dict[str, Any], cost: Cost) -> Any:
         options = dict(options)
-        messages = _messages(prompt)
+        messages = chat_api.messages(prompt)
         if prompt.partial:
             messages.append({"role": "assistant", "content": prompt.partial})
+        extra = {"reasoning_format": options.pop("reasoning_format")} if "reasoning_format" in options else {}
         if options.pop("continue_final_message", False):
             # vLLM's chat-completions extras: continue the last message instead of opening a
             # new assistant turn, so the reply is exactly the continuation.
-            options["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
+            extra.update(continue_final_message=True, add_generation_prompt=False)
+        if extra:
+            options["extra_body"] = extra
         with self._slots, self._errors():
             response = self.client.chat.completions.create(model=self.model, messages=messages, **options)
         self._count(response, cost)
@@ -249,24 +257,24 @@ class OpenAIEngine:
         try:
             yield
         except openai.APIConnectionError as e:
-            reason = _one_line(str(e)).rstrip(".")
+            reason = chat_api.one_line(str(e)).rstrip(".")
             raise LlavaCotError(f"cannot reach the {self.where} ({reason}); is it running?") from None
         except openai.APIStatusError as e:
-            why = f"it answered {e.status_code}: {_error_message(e)}"
-            message = f"the {self.where} answered {e.status_code}: {_error_message(e)}"
+            why = f"it answered {e.status_code}: {chat_api.error_message(e)}"
+            message = f"the {self.where} answered {e.status_code}: {chat_api.error_message(e)}"
             message += not_found if e.status_code == 404 else ""
             if e.status_code in REFUSALS:
                 raise _Refused(message, why) from None
             raise LlavaCotError(message) from None
         except openai.OpenAIError as e:
-            raise LlavaCotError(f"request to the {self.where} failed: {_one_line(str(e))}") from None
+            raise LlavaCotError(f"request to the {self.where} failed: {chat_api.one_line(str(e))}") from None
 
     def _count(self, response: Any, cost: Cost) -> None:
         usage = response.usage
         with self._lock:
             cost.forward_passes += 1
             if usage is None:
-                cost.tokens_generated += sum(len(_logprob_content(c)) for c in response.choices)
+                cost.tokens_generated += sum(len(chat_api.logprob_content(c)) for c in response.choices)
                 return
             cost.tokens_generated += usage.completion_tokens or 0
             cost.prompt_tokens += usage.prompt_tokens or 0
@@ -274,122 +282,4 @@ class OpenAIEngine:
             cost.cached_tokens += (getattr(details, "cached_tokens", None) or 0) if details else 0
 
 
-# ---------------------------------------------------------------------- helpers (pure)
-
-
-def _without(options: dict[str, Any], fields: Any) -> dict[str, Any]:
-    """`options` less the OPTIONAL `fields` (top_logprobs goes with logprobs)."""
-    gone = set(fields) | ({"top_logprobs"} if "logprobs" in fields else set())
-    return {k: v for k, v in options.items() if k not in gone}
-
-
-def _messages(prompt: Prompt) -> list[dict[str, Any]]:
-    """The conversation before the assistant's text: the system message, the earlier turns and
-    the question, the image with the first user turn (as models.messages renders it locally)."""
-    messages: list[dict[str, Any]] = [{"role": "system", "content": prompt.system}] if prompt.system is not None else []
-    for i, (user, assistant) in enumerate([*prompt.history, (prompt.question, None)]):
-        content: list[dict[str, Any]] = []
-        if i == 0 and prompt.image is not None:
-            content.append({"type": "image_url", "image_url": {"url": image_data_url(prompt.image)}})
-        content.append({"type": "text", "text": user})
-        messages.append({"role": "user", "content": content})
-        if assistant is not None:
-            messages.append({"role": "assistant", "content": assistant})
-    return messages
-
-
-def image_data_url(image: Any) -> str:
-    """A PIL image as a `data:image/png;base64,...` URL."""
-    if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
-        image = image.convert("RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _completion(choice: Any, tokens_share: int, stop: Sequence[str]) -> Completion:
-    text = choice.message.content or ""
-    content = _logprob_content(choice)
-    tokens = len(content) if content else tokens_share
-    logprob = sum(t.logprob for t in content)
-    reason = None
-    if choice.finish_reason == "length":
-        finish = "length"
-    else:
-        # vLLM names the stop string it matched (an int is a stop token id, None the end of turn).
-        reason = getattr(choice, "stop_reason", None)
-        if choice.finish_reason == "stop" and isinstance(reason, str) and reason in stop:
-            text, finish = text + reason, "stop"
-        else:
-            finish, reason = "end", None
-    # Stop strings the server was not given (past the API's limit, or all of them for a server
-    # that refuses them): cut at the first one, and count only the tokens kept.
-    found = _first_stop(text, stop)
-    if found is not None:
-        (cut, reason), finish = found, "stop"
-        if cut < len(text):
-            text = text[:cut]
-            if content:
-                kept, length = [], 0
-                for t in content:
-                    if length >= cut:
-                        break
-                    kept.append(t)
-                    length += len(t.token)
-                tokens, logprob = len(kept), sum(t.logprob for t in kept)
-    return Completion(text=text, tokens=tokens, logprob=float(logprob), finish=finish, stop_reason=reason)
-
-
-def _first_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
-    """The end of the earliest stop string in `text`, and that string, or None."""
-    ends = [(i + len(s), s) for s in stops if s and (i := text.find(s)) >= 0]
-    return min(ends, key=lambda e: e[0]) if ends else None
-
-
-def _logprob_content(choice: Any) -> list[Any]:
-    logprobs = getattr(choice, "logprobs", None)
-    return list(getattr(logprobs, "content", None) or [])
-
-
-def _choice_logprob(top: list[tuple[str, float]], choice: str) -> float:
-    want = choice.strip()
-    # The choice itself as a candidate (matching case, then not); failing that, the longest
-    # candidate that starts it, taken as its first token.
-    for whole in (True, False):
-        for fold in (str, str.casefold):
-            if whole:
-                hits = [(tok, lp) for tok, lp in top if fold(tok) == fold(want)]
-            else:
-                hits = [(tok, lp) for tok, lp in top if tok and fold(want).startswith(fold(tok))]
-            if hits:
-                longest = max(len(tok) for tok, _ in hits)
-                return _logsumexp([lp for tok, lp in hits if len(tok) == longest])
-    return float("-inf")
-
-
-def _logsumexp(values: list[float]) -> float:
-    peak = max(values)
-    if peak == float("-inf"):
-        return peak
-    return peak + math.log(sum(math.exp(v - peak) for v in values))
-
-
-def _split(total: int, n: int) -> list[int]:
-    """`total` tokens shared as evenly as possible between `n` choices."""
-    return [total // n + (i < total % n) for i in range(n)]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _error_message(error: Any) -> str:
-    """The server's own message from an error body ({"error": {"message"}} or {"message"})."""
-    body = error.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        # OpenAI's and vLLM's {"message"}, FastAPI's {"detail"} (transformers serve)
-        message = (inner.get("message") or inner.get("detail")) if isinstance(inner, dict) else inner
-        if message:
-            return _one_line(str(message))
-    return _one_line(error.message)
+__all__ = ["OpenAIEngine", "image_data_url"]  # image_data_url lives in chat_api; still importable from here
