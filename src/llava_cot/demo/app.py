@@ -156,7 +156,8 @@ class Demo:
             return
         except Exception as e:  # a bug: say so in the page, keep the session, keep the traceback in the log
             log.exception("the demo failed to answer")
-            yield [*convo.messages, view.error(f"{type(e).__name__}: {e} (a bug: the log has its traceback)")], convo, question
+            bug = view.error(f"{type(e).__name__}: {e} (a bug: the log has its traceback)")
+            yield [*convo.messages, bug], convo, question
             return
         answer.close()
         convo.messages = [*shown, *answer.final(result)]
