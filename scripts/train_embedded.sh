@@ -24,10 +24,10 @@ set -euo pipefail
 resume=0
 if [ "${1:-}" = "--resume" ]; then resume=1; shift; fi
 work=${1:-runs/embedded-build}
-steps=${2:-4000}
+steps=${2:-2500}  # scripts/table2.sh reuses WORKDIR/model as its structured run: give it the same STEPS
 judge_steps=${3:-400}
 drill_steps=${4:-300}
-records=${5:-80000}
+records=${5:-50000}
 top=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$resume" = 0 ] && [ -n "$(ls -A "$work" 2>/dev/null)" ]; then
     echo "train_embedded.sh: $work exists; pass --resume to continue that build, or give a new WORKDIR" >&2

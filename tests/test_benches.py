@@ -673,10 +673,10 @@ def test_a_bad_parquet_file_is_an_error(tmp_path):
 
 def test_synth_test_is_fixed_and_scores_its_gold_answers():
     bench = load_bench("synth-test")
-    items = bench.load(None, limit=12)
-    again = load_bench("synth-test").load(None, limit=12)
+    items = bench.load(None, limit=24)
+    again = load_bench("synth-test").load(None, limit=24)
     assert [(i.index, i.question) for i in items] == [(i.index, i.question) for i in again]
-    assert len(items) == 12 and items[0].image().size == (64, 64)
+    assert len(items) == 24 and items[0].image().size == (64, 64)
     assert {i.category for i in items} <= set(FAMILIES)
     choice = next(i for i in items if i.category == "choice")
     assert "Options:" in bench.prompt(choice) and "Options:" not in choice.question
@@ -684,7 +684,7 @@ def test_synth_test_is_fixed_and_scores_its_gold_answers():
     rows = [bench.score(i, four_stage(str(i.extra["gold"]))) for i in items]
     assert all(r["correct"] for r in rows)
     m = bench.summarise(rows)
-    assert m["n"] == 12 and m["accuracy"] == 1.0 and sum(c["n"] for c in m["categories"].values()) == 12
+    assert m["n"] == 24 and m["accuracy"] == 1.0 and sum(c["n"] for c in m["categories"].values()) == 24
     assert not load_bench("synth-test").score(items[0], four_stage("I cannot tell."))["correct"]
 
 

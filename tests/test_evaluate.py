@@ -289,7 +289,7 @@ def test_eval_score_on_a_hand_written_predictions_file(synth_dir, tmp_path, caps
     bench = synth_dir / "test.jsonl"
     recs = list(records.read(bench))
     lines = [json.dumps({"index": r.id, "response": r.response}) for r in recs[:4]]  # gold: correct
-    lines.append(json.dumps({"index": recs[4].id, "response": "<CONCLUSION> no idea </CONCLUSION>"}))
+    lines.append(json.dumps({"index": recs[4].id, "response": "<CONCLUSION> I cannot tell </CONCLUSION>"}))
     lines.append('{"index": "broken", "respo')  # line 6
     lines.append(json.dumps({"index": "nope", "response": "x"}))  # line 7: not an item
     lines.append(json.dumps({"index": recs[0].id, "response": "again"}))  # line 8: scored already
