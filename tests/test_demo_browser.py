@@ -21,6 +21,11 @@ from llava_cot.engines.hf import HFEngine
 
 pytestmark = pytest.mark.slow
 
+try:
+    web.chromium()
+except Exception as e:  # no system browser here (CI installs Debian's chromium)
+    pytest.skip(str(e), allow_module_level=True)
+
 SCENE = str(Path(__file__).resolve().parents[1] / "examples" / "scene1.png")
 QUESTION = "How many circles are there?"
 TITLES = [view.title(s) for s in stages.STAGES]
