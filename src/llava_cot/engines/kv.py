@@ -126,8 +126,10 @@ class BatchCache(Cache):
                 continue
             src = like[i].keys
             shape = (slots, src.shape[1], capacity, src.shape[-1])
-            kbuf = torch.empty(shape, dtype=src.dtype, device=src.device)
-            vbuf = torch.empty(shape, dtype=like[i].values.dtype, device=src.device)
+            # zeros, not empty: a row's attention reads the whole span of the batch, its own unused
+            # positions masked out, but a masked weight of 0 times a NaN left in memory is NaN
+            kbuf = torch.zeros(shape, dtype=src.dtype, device=src.device)
+            vbuf = torch.zeros(shape, dtype=like[i].values.dtype, device=src.device)
             if layer.kbuf is not None and self.rows:
                 kbuf[:self.rows, :, :self.capacity] = layer.kbuf[:self.rows]
                 vbuf[:self.rows, :, :self.capacity] = layer.vbuf[:self.rows]

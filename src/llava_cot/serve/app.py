@@ -134,6 +134,9 @@ def _handlers(app: FastAPI, service: ChatService) -> None:
         return JSONResponse(error_body(500, f"internal error: {type(e).__name__}: {e}"), status_code=500)
 
 
+DRAIN = 4  # bodies up to this many times the limit are read (and dropped) before the 413
+
+
 class _Guard:
     """ASGI middleware: the API key on /v1/ routes, and the body size limit (413)."""
 
@@ -155,6 +158,11 @@ class _Guard:
                                                          None, "invalid_api_key"))
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            if int(length) <= DRAIN * self.max_body_bytes:
+                # read and drop a body not far over the limit first: a client still sending when
+                # the answer comes and the connection closes sees a broken pipe, not the 413
+                while (message := await receive())["type"] == "http.request" and message.get("more_body"):
+                    pass
             return await _send(send, 413, too_large(f"the request body is {int(length)} bytes, over this "
                                                     f"server's limit of {self.max_body_bytes}").body())
         if scope["method"] not in ("POST", "PUT", "PATCH"):
